@@ -1,0 +1,15 @@
+# Two commands do all the set-up on a fresh machine (each creates or reuses .venv):
+#   make demo   - pretrain -> finetune -> test on the embedded toy dataset, prints a results table
+#   make test   - the test suite
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: env demo test
+env:
+	bash tools/setup_env.sh
+
+demo: env
+	$(PY) tools/run_chain.py --toy-data
+
+test: env
+	$(PY) -m pytest tests $(PYTEST_ARGS)

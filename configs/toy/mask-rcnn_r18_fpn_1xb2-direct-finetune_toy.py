@@ -1,0 +1,27 @@
+# Stage 2 of the toy chain: fine-tune at high resolution from the whole pretrained detector
+# (load_from), with the backbone's BN frozen (statistics and affine kept from pretraining)
+# and stem + stage 1 frozen, step schedule.
+_base_ = './_base_/mask-rcnn_r18_fpn_toy.py'
+
+pretrain_config = 'configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'
+load_from = 'work_dirs/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy/epoch_4.pth'
+
+model = dict(backbone=dict(frozen_stages=1, norm_eval=True, norm_cfg=dict(type='BN', requires_grad=False)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=(480, 320), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+
+train_cfg = dict(max_epochs=2, val_interval=100)  # evaluated once by the test stage
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
+    dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1], gamma=0.1)
+]
+optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
+auto_scale_lr = dict(enable=False, base_batch_size=2)
+custom_hooks = [dict(type='LoadFromCheckHook', strict=True)]

@@ -1,0 +1,40 @@
+# Stage 1 of the toy chain: direct pre-training of the whole detector from random init at
+# low resolution (192x192 crops, the toy analogue of the recipe's 448x448), BN trainable in
+# train mode everywhere, constant LR after a linear warmup, no weight decay on norms.
+_base_ = './_base_/mask-rcnn_r18_fpn_toy.py'
+
+crop = (192, 192)
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=32),
+    backbone=dict(frozen_stages=-1, norm_eval=False, norm_cfg=dict(type='BN', requires_grad=True)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomResize', scale=crop, ratio_range=(0.8, 1.2), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop, crop_type='absolute', recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='Pad', size=crop, pad_val=dict(img=(114, 114, 114))),
+    dict(type='PackDetInputs')
+]
+train_dataloader = dict(
+    batch_size=8,
+    # _delete_: the base dataset is wrapped in RepeatDataset (the recipe repeats the set x4).
+    dataset=dict(_delete_=True, type='RepeatDataset', times=2, dataset=dict(
+        type='CocoDataset',
+        data_root={{_base_.data_root}},
+        metainfo={{_base_.metainfo}},
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=4),
+        pipeline=train_pipeline)))
+
+train_cfg = dict(max_epochs=4, val_interval=100)  # no validation at low res; the finetune evaluates
+# _delete_: constant LR after warmup replaces the base's step schedule.
+param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30)]
+optim_wrapper = dict(
+    optimizer=dict(lr=0.02, momentum=0.9, weight_decay=1e-4),
+    paramwise_cfg=dict(norm_decay_mult=0.0),
+    clip_grad=dict(max_norm=35, norm_type=2))
+auto_scale_lr = dict(enable=False, base_batch_size=8)

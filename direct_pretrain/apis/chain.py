@@ -1,0 +1,125 @@
+"""The chained run: direct pre-training -> fine-tuning (``load_from``) -> test.
+
+Each stage runs ``tools/train.py`` / ``tools/test.py`` in a child process, exactly as a
+user would. A stage whose final output exists is skipped, a stage with a checkpoint but
+no final output is resumed with ``--resume``, so re-running the chain after an
+interruption continues where it stopped. The fine-tune's ``load_from`` is the pretrain
+stage's final checkpoint, found in the pretrain work dir.
+"""
+import json
+import logging
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+
+from .config_checks import check_config_file, final_checkpoint_name
+
+__all__ = ['StageResult', 'run_chain', 'format_results_table', 'REPO_ROOT']
+
+logger = logging.getLogger(__name__)
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # 'ran', 'resumed', 'skipped'
+    wall_time_s: float
+    output: str
+    metrics: Dict[str, float] = field(default_factory=dict)
+
+
+def _tool(name: str) -> str:
+    path = osp.join(REPO_ROOT, 'tools', name)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} not found: run the chain from a checkout of direct-pretrain')
+    return path
+
+
+def _run(cmd: List[str]) -> float:
+    logger.info('running: %s', ' '.join(cmd))
+    start = time.time()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get('PYTHONPATH')])))
+    completed = subprocess.run(cmd, env=env)
+    if completed.returncode != 0:
+        raise RuntimeError(f'stage command failed with exit code {completed.returncode}: {" ".join(cmd)}')
+    return time.time() - start
+
+
+def _train_stage(name: str, config: str, work_dir: str, extra: Sequence[str]) -> StageResult:
+    cfg = Config.fromfile(config)
+    final = osp.join(work_dir, final_checkpoint_name(cfg))
+    if osp.isfile(final):
+        logger.info('%s: %s exists, skipping', name, final)
+        return StageResult(name, 'skipped', 0.0, final)
+    cmd = [sys.executable, _tool('train.py'), config, '--work-dir', work_dir, *extra]
+    status = 'ran'
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        cmd.append('--resume')
+        status = 'resumed'
+    wall = _run(cmd)
+    if not osp.isfile(final):
+        raise RuntimeError(f'{name}: training finished but {final} was not written')
+    return StageResult(name, status, wall, final)
+
+
+def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[str] = None,
+              eval_metrics: Sequence[str] = ('bbox', 'segm'), pretrain_args: Sequence[str] = (),
+              finetune_args: Sequence[str] = ()) -> List[StageResult]:
+    """Run pretrain -> finetune -> test; returns one :class:`StageResult` per stage.
+
+    Args:
+        pretrain_config (str): Pretrain-stage config.
+        finetune_config (str): Finetune-stage config.
+        work_root (str, optional): Parent of the stage work dirs. Defaults to the mmdet
+            default, ``work_dirs/<config name>`` per stage.
+        eval_metrics (Sequence[str]): ``--eval`` metrics of the test stage.
+        pretrain_args / finetune_args (Sequence[str]): Extra ``tools/train.py`` arguments.
+    """
+    for config in (pretrain_config, finetune_config):
+        check_config_file(config)
+
+    def work_dir(config: str) -> str:
+        name = osp.splitext(osp.basename(config))[0]
+        return osp.join(work_root or 'work_dirs', name)
+
+    pre_dir, ft_dir = work_dir(pretrain_config), work_dir(finetune_config)
+    results = [_train_stage('pretrain', pretrain_config, pre_dir, pretrain_args)]
+    load_from = results[0].output
+    finetune = _train_stage('finetune', finetune_config, ft_dir,
+                            ['--cfg-options', f'load_from={load_from}', *finetune_args])
+    results.append(finetune)
+
+    metrics_file = osp.join(ft_dir, 'test_metrics.json')
+    if osp.isfile(metrics_file) and osp.getmtime(metrics_file) >= osp.getmtime(finetune.output):
+        logger.info('test: %s is up to date, skipping', metrics_file)
+        status, wall = 'skipped', 0.0
+    else:
+        status = 'ran'
+        wall = _run([sys.executable, _tool('test.py'), finetune_config, finetune.output, '--work-dir', ft_dir,
+                     '--eval', *eval_metrics, '--metrics-out', metrics_file])
+    with open(metrics_file) as f:
+        metrics = json.load(f)
+    results.append(StageResult('test', status, wall, metrics_file, metrics))
+    with open(osp.join(ft_dir, 'chain_results.json'), 'w') as f:
+        json.dump([asdict(r) for r in results], f, indent=1)
+    return results
+
+
+def format_results_table(results: Sequence[StageResult]) -> str:
+    """A Markdown table of the stages and the test metrics."""
+    lines = ['| stage | status | wall time (s) | output |', '|---|---|---|---|']
+    lines += [f'| {r.name} | {r.status} | {r.wall_time_s:.1f} | {r.output} |' for r in results]
+    metrics = results[-1].metrics if results else {}
+    keys = [k for k in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50', 'segm_mAP_75')
+            if f'coco/{k}' in metrics]
+    if keys:
+        lines += ['', '| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys),
+                  '| ' + ' | '.join(f'{metrics["coco/" + k]:.3f}' for k in keys) + ' |']
+    return '\n'.join(lines)

@@ -1,0 +1,107 @@
+"""Up-front checks of what a config points at, before a Runner touches the work dir.
+
+Why: mmengine creates the work dir, a timestamped log dir and a config dump before it
+opens the dataset or ``load_from``; a typo then fails deep inside a dataloader worker
+and leaves debris behind. These checks name the bad path or value and the fix, and run
+before anything is written.
+"""
+import os.path as osp
+from typing import Iterator, List, Optional, Tuple
+
+from mmengine.config import Config, ConfigDict
+
+__all__ = ['ConfigInputError', 'check_config_file', 'check_dataset_paths', 'check_load_from',
+           'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name']
+
+
+class ConfigInputError(ValueError):
+    """A config or command-line value points at something that does not exist or is invalid."""
+
+
+def check_config_file(path: str) -> None:
+    if not osp.isfile(path):
+        raise ConfigInputError(f'config file {path!r} does not exist; pass the path of a .py config '
+                               '(e.g. one under configs/).')
+
+
+def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, ConfigDict]]:
+    """Yield (loader name, leaf dataset cfg), unwrapping Repeat/Concat/ClassBalanced wrappers."""
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or 'dataset' not in loader_cfg:
+            continue
+        stack = [loader_cfg['dataset']]
+        while stack:
+            ds = stack.pop()
+            if 'datasets' in ds:
+                stack.extend(ds['datasets'])
+            elif 'dataset' in ds:
+                stack.append(ds['dataset'])
+            else:
+                yield loader, ds
+
+
+def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
+    """Data root, annotation file and image folder of every dataset in ``loaders`` exist."""
+    for loader, ds in _datasets(cfg, loaders):
+        data_root = ds.get('data_root') or ''
+        if data_root and not osp.isdir(data_root):
+            raise ConfigInputError(
+                f'{loader}: data_root {data_root!r} does not exist. Download or generate the dataset '
+                '(the toy set: python tools/make_toy_coco.py <root>), or set it with '
+                f'--cfg-options {loader}.dataset.data_root=<path>.')
+        ann_file = ds.get('ann_file') or ''
+        if ann_file:
+            full = ann_file if osp.isabs(ann_file) or not data_root else osp.join(data_root, ann_file)
+            if not osp.isfile(full):
+                raise ConfigInputError(f'{loader}: annotation file {full!r} does not exist; check data_root and '
+                                       'ann_file in the config.')
+        prefix = ds.get('data_prefix') or {}
+        img_dir = prefix.get('img') if isinstance(prefix, dict) else None
+        if img_dir:
+            full = img_dir if osp.isabs(img_dir) or not data_root else osp.join(data_root, img_dir)
+            if not osp.isdir(full):
+                raise ConfigInputError(f'{loader}: image folder {full!r} does not exist; check data_root and '
+                                       'data_prefix.img in the config.')
+
+
+def final_checkpoint_name(cfg: Config) -> str:
+    """File name of the checkpoint a complete run of ``cfg`` writes last."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if train_cfg.get('type') in ('IterBasedTrainLoop', ) or train_cfg.get('by_epoch') is False:
+        return f'iter_{train_cfg["max_iters"]}.pth'
+    return f'epoch_{train_cfg["max_epochs"]}.pth'
+
+
+def check_load_from(cfg: Config, what: str = 'load_from') -> None:
+    """A local ``load_from`` must exist; say which pretrain config creates it."""
+    load_from: Optional[str] = cfg.get('load_from')
+    if not load_from or '://' in load_from or osp.isfile(osp.expanduser(load_from)):
+        return
+    hint = ''
+    pretrain_config = cfg.get('pretrain_config')
+    if pretrain_config:
+        hint = (f' It is written by the pretrain stage: run `./dist_train.sh {pretrain_config} <GPUS>` '
+                f'(or `python tools/train.py {pretrain_config}`) first, or point load_from at your own '
+                'checkpoint with --cfg-options load_from=<path>.')
+    raise ConfigInputError(f'{what} checkpoint {load_from!r} does not exist.{hint or " Check the path."}')
+
+
+def check_train_inputs(cfg: Config) -> None:
+    check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    if not cfg.get('resume'):
+        check_load_from(cfg)
+    elif cfg.get('load_from'):
+        check_load_from(cfg, what='--resume')
+
+
+def check_test_inputs(cfg: Config, checkpoint: str) -> None:
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise ConfigInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py.')
+    check_dataset_paths(cfg, ('test_dataloader', ))
+
+
+def list_metric_names(cfg: Config) -> List[str]:
+    evaluator = cfg.get('test_evaluator') or {}
+    metric = evaluator.get('metric', []) if isinstance(evaluator, dict) else []
+    return [metric] if isinstance(metric, str) else list(metric)

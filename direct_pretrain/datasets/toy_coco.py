@@ -1,0 +1,187 @@
+"""Embedded default dataset: a small, deterministic COCO-format instance set.
+
+Why: the main job and the tests must run with no download. The images are JPEGs of
+varied sizes and aspect ratios (a few outside Detectron's 0.5-2 aspect band, so aspect
+cropping has work to do) with textured backgrounds and filled polygons of several
+classes; every instance has a box and a polygon mask that match the pixels exactly.
+"""
+import json
+import logging
+import math
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = ['TOY_CLASSES', 'ToyCocoSpec', 'generate_toy_coco', 'toy_coco_is_complete']
+
+logger = logging.getLogger(__name__)
+
+TOY_CLASSES: Tuple[str, ...] = ('circle', 'rectangle', 'triangle', 'star')
+# (width, height) aspect ratios to draw from; 0.4 and 2.5 lie outside [0.5, 2].
+_ASPECTS = (0.4, 0.5, 0.75, 1.0, 1.0, 1.333, 1.5, 2.0, 2.5)
+
+
+@dataclass(frozen=True)
+class ToyCocoSpec:
+    """What to generate. The defaults are the embedded default dataset.
+
+    Args:
+        num_train (int): Training images. Defaults to 160.
+        num_val (int): Validation images. Defaults to 40.
+        min_long_side (int): Smallest long image side in pixels. Defaults to 320.
+        max_long_side (int): Largest long image side in pixels. Defaults to 480.
+        max_objects (int): Most instances per image. Defaults to 5.
+        seed (int): Seed of the generator; same seed, same dataset. Defaults to 0.
+    """
+    num_train: int = 160
+    num_val: int = 40
+    min_long_side: int = 320
+    max_long_side: int = 480
+    max_objects: int = 5
+    seed: int = 0
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A smooth two-colour gradient plus low-contrast noise, so JPEG has texture."""
+    c0, c1 = rng.uniform(40, 215, size=(2, 3))
+    angle = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = (xs * math.cos(angle) + ys * math.sin(angle))
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
+    img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
+    noise = cv2.GaussianBlur(rng.normal(0, 12, size=(height, width, 3)).astype(np.float32), (0, 0), 2.0)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def _polygon(rng: np.random.Generator, cls: str, cx: float, cy: float, radius: float) -> np.ndarray:
+    """Vertices (N, 2) of one instance of class ``cls`` centred at (cx, cy)."""
+    rot = rng.uniform(0, 2 * math.pi)
+    if cls == 'circle':
+        angles = np.linspace(0, 2 * math.pi, 24, endpoint=False)
+        radii = np.full_like(angles, radius)
+    elif cls == 'rectangle':
+        half = rng.uniform(0.35, 0.65) * math.pi / 2
+        angles = np.array([half, math.pi - half, math.pi + half, 2 * math.pi - half])
+        radii = np.full(4, radius)
+    elif cls == 'triangle':
+        angles = np.array([0, 2 * math.pi / 3, 4 * math.pi / 3]) + rng.uniform(-0.2, 0.2, 3)
+        radii = np.full(3, radius)
+    elif cls == 'star':
+        angles = np.linspace(0, 2 * math.pi, 10, endpoint=False)
+        radii = np.where(np.arange(10) % 2 == 0, radius, radius * 0.45)
+    else:
+        raise ValueError(f'unknown toy class {cls!r}; expected one of {TOY_CLASSES}')
+    angles = angles + rot
+    return np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+
+
+def _boxes_overlap(box: Sequence[float], others: List[Sequence[float]], margin: float = 2) -> bool:
+    x1, y1, x2, y2 = box
+    return any(x1 < o[2] + margin and o[0] < x2 + margin and y1 < o[3] + margin and o[1] < y2 + margin
+               for o in others)
+
+
+def _make_image(rng: np.random.Generator, spec: ToyCocoSpec) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray]]]:
+    long_side = int(rng.integers(spec.min_long_side, spec.max_long_side + 1))
+    aspect = float(rng.choice(_ASPECTS))  # width / height
+    if aspect >= 1:
+        width, height = long_side, max(32, int(round(long_side / aspect)))
+    else:
+        width, height = max(32, int(round(long_side * aspect))), long_side
+    img = _background(rng, height, width)
+    instances: List[Tuple[int, np.ndarray]] = []
+    boxes: List[Sequence[float]] = []
+    target = int(rng.integers(1, spec.max_objects + 1))
+    short = min(width, height)
+    for _ in range(target * 10):
+        if len(instances) == target:
+            break
+        label = int(rng.integers(len(TOY_CLASSES)))
+        radius = rng.uniform(0.08, 0.3) * short
+        cx, cy = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
+        poly = _polygon(rng, TOY_CLASSES[label], cx, cy, radius)
+        poly[:, 0] = np.clip(poly[:, 0], 0, width - 1)
+        poly[:, 1] = np.clip(poly[:, 1], 0, height - 1)
+        box = (poly[:, 0].min(), poly[:, 1].min(), poly[:, 0].max(), poly[:, 1].max())
+        if _boxes_overlap(box, boxes):
+            continue
+        colour = rng.uniform(0, 255, size=3)
+        # Keep the object visible against the local background.
+        local = img[int(box[1]):int(box[3]) + 1, int(box[0]):int(box[2]) + 1].reshape(-1, 3).mean(0)
+        if np.abs(colour - local).sum() < 150:
+            colour = 255 - local
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], [float(c) for c in colour])
+        instances.append((label, np.round(poly, 1)))
+        boxes.append(box)
+    return img, instances
+
+
+def _annotation(ann_id: int, image_id: int, label: int, poly: np.ndarray) -> Dict:
+    x1, y1 = float(poly[:, 0].min()), float(poly[:, 1].min())
+    x2, y2 = float(poly[:, 0].max()), float(poly[:, 1].max())
+    xs, ys = poly[:, 0], poly[:, 1]
+    area = 0.5 * abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
+    return dict(id=ann_id, image_id=image_id, category_id=label + 1, iscrowd=0,
+                bbox=[round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                area=round(area, 2), segmentation=[[round(float(v), 1) for v in poly.reshape(-1)]])
+
+
+def toy_coco_is_complete(root: str) -> bool:
+    """True when ``root`` holds both splits' annotation files and every image they name."""
+    for split in ('train', 'val'):
+        ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
+        if not osp.isfile(ann_file):
+            return False
+        try:
+            with open(ann_file) as f:
+                images = json.load(f)['images']
+        except (OSError, ValueError, KeyError):
+            return False
+        if not all(osp.isfile(osp.join(root, split, im['file_name'])) for im in images):
+            return False
+    return True
+
+
+def generate_toy_coco(root: str, spec: ToyCocoSpec = ToyCocoSpec()) -> Dict[str, str]:
+    """Write the toy set under ``root`` (``train/``, ``val/``, ``annotations/``).
+
+    Files are written to temporary names and renamed, so an interrupted run never
+    leaves a half-written annotation file that looks complete.
+
+    Returns:
+        dict: split name -> annotation file path.
+    """
+    rng = np.random.default_rng(spec.seed)
+    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(TOY_CLASSES)]
+    ann_files = {}
+    ann_id = 1
+    for split, count in (('train', spec.num_train), ('val', spec.num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+        images, annotations = [], []
+        for index in range(count):
+            img, instances = _make_image(rng, spec)
+            image_id = index + 1
+            file_name = f'{split}_{index:05d}.jpg'
+            path = osp.join(root, split, file_name)
+            ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if not ok:
+                raise RuntimeError(f'OpenCV could not encode {path}')
+            with open(path + '.tmp', 'wb') as f:
+                f.write(buf.tobytes())
+            os.replace(path + '.tmp', path)
+            images.append(dict(id=image_id, file_name=file_name, height=img.shape[0], width=img.shape[1]))
+            for label, poly in instances:
+                annotations.append(_annotation(ann_id, image_id, label, poly))
+                ann_id += 1
+        ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
+        with open(ann_file + '.tmp', 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        os.replace(ann_file + '.tmp', ann_file)
+        ann_files[split] = ann_file
+        logger.info('toy COCO %s: %d images, %d instances -> %s', split, len(images), len(annotations), ann_file)
+    return ann_files
