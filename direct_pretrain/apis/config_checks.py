@@ -88,11 +88,11 @@ def check_load_from(cfg: Config, what: str = 'load_from') -> None:
 
 
 def check_train_inputs(cfg: Config) -> None:
-    check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
     if not cfg.get('resume'):
         check_load_from(cfg)
     elif cfg.get('load_from'):
         check_load_from(cfg, what='--resume')
+    check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
 
 
 def check_test_inputs(cfg: Config, checkpoint: str) -> None:

@@ -13,6 +13,7 @@ import logging
 import os.path as osp
 import pickle
 import re
+import threading
 from typing import Any, Callable, List, Tuple, Union
 
 import numpy as np
@@ -31,6 +32,19 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a type outside the allow-list; it was not loaded."""
 
 
+# The defaults are registered lazily (in HistoryBuffer.__init__), so name them here too.
+_DEFAULT_STATISTICS = frozenset({'min', 'max', 'mean', 'current'})
+
+
+def _statistics_method_names() -> frozenset:
+    return _DEFAULT_STATISTICS | frozenset(HistoryBuffer._statistics_methods)
+
+
+# torch re-raises errors from inside the unpickler without their cause; refusals are
+# recorded here so the final error can still name them.
+_refusals = threading.local()
+
+
 def _history_buffer_getattr(obj: Any, name: str) -> Callable:
     """Stand-in for ``builtins.getattr`` during unpickling.
 
@@ -38,11 +52,12 @@ def _history_buffer_getattr(obj: Any, name: str) -> Callable:
     ``getattr(HistoryBuffer, 'min')``. Only that construct is resolved; a general
     ``getattr`` would let a crafted file reach arbitrary attributes.
     """
-    if obj is HistoryBuffer and isinstance(name, str) and name in HistoryBuffer._statistics_methods:
+    if obj is HistoryBuffer and isinstance(name, str) and name in _statistics_method_names():
         return getattr(HistoryBuffer, name)
+    _refusals.items = getattr(_refusals, 'items', []) + [f'getattr({getattr(obj, "__qualname__", obj)!s}, {name!r})']
     raise UnsafeCheckpointError(
         f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint: only '
-        f'HistoryBuffer statistics methods {sorted(HistoryBuffer._statistics_methods)} are allowed')
+        f'HistoryBuffer statistics methods {sorted(_statistics_method_names())} are allowed')
 
 
 def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
@@ -71,8 +86,8 @@ _GLOBAL_RE = re.compile(r'GLOBAL ([\w.]+)')
 
 def _offending_types(file: Any, error: Exception) -> List[str]:
     """Names of the refused globals, from the file itself when it is a path."""
-    names: List[str] = []
-    if isinstance(file, str):
+    names: List[str] = list(getattr(_refusals, 'items', []))
+    if not names and isinstance(file, str):
         try:
             with torch.serialization.safe_globals(mmengine_checkpoint_safe_globals()):
                 names = torch.serialization.get_unsafe_globals_in_checkpoint(file)
@@ -80,7 +95,7 @@ def _offending_types(file: Any, error: Exception) -> List[str]:
             names = []
     if not names:
         names = _GLOBAL_RE.findall(str(error))
-    return names or [str(error).splitlines()[0]]
+    return names or ['an object outside the allow-list']
 
 
 def safe_torch_load(file: Any, map_location: Any = None) -> Any:
@@ -89,6 +104,7 @@ def safe_torch_load(file: Any, map_location: Any = None) -> Any:
     Raises:
         UnsafeCheckpointError: the file references a type outside the allow-list.
     """
+    _refusals.items = []
     with torch.serialization.safe_globals(mmengine_checkpoint_safe_globals()):
         try:
             return torch.load(file, map_location=map_location, weights_only=True)

@@ -1,0 +1,84 @@
+"""Bad input to the tools: one clear error naming the path or value, a non-zero exit,
+and no work dir written."""
+import os.path as osp
+import subprocess
+
+import pytest
+
+from conftest import PYTHON, TOOLS, TOY_FINETUNE, python_env, write_tiny_stage_configs
+from direct_pretrain.apis.config_checks import ConfigInputError
+from direct_pretrain.apis.testing import build_test_config, parse_test_args
+from direct_pretrain.apis.training import build_train_config, parse_train_args
+
+
+@pytest.fixture()
+def configs(tmp_path, tiny_coco_root):
+    return write_tiny_stage_configs(str(tmp_path / 'cfg'), tiny_coco_root)
+
+
+def test_missing_config_exits_non_zero_and_writes_nothing(tmp_path):
+    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'train.py'), 'configs/nope.py', '--work-dir', 'wd'],
+                          cwd=tmp_path, env=python_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "config file 'configs/nope.py' does not exist" in proc.stderr
+    assert proc.stderr.count('error:') == 1 and 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'wd').exists()
+
+
+@pytest.mark.parametrize('override, message', [
+    (['train_dataloader.dataset.dataset.data_root=/no/such/root/'], "data_root '/no/such/root/' does not exist"),
+    (['train_dataloader.dataset.dataset.ann_file=annotations/missing.json'], 'annotations/missing.json'),
+    (['val_dataloader.dataset.data_prefix.img=nowhere/'], "image folder"),
+])
+def test_missing_dataset_paths(configs, tmp_path, override, message):
+    args = parse_train_args([configs[0], '--work-dir', str(tmp_path / 'wd'), '--cfg-options', *override])
+    with pytest.raises(ConfigInputError, match=message):
+        build_train_config(args)
+    assert not (tmp_path / 'wd').exists()
+
+
+def test_missing_load_from_names_the_pretrain_command(tmp_path, monkeypatch):
+    """The shipped toy finetune config before its pretrain ran (cwd without work_dirs)."""
+    monkeypatch.chdir(tmp_path)
+    args = parse_train_args([TOY_FINETUNE])
+    with pytest.raises(ConfigInputError) as info:
+        build_train_config(args)
+    text = str(info.value)
+    assert 'work_dirs/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy/epoch_4.pth' in text
+    assert './dist_train.sh configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py' in text
+    assert not (tmp_path / 'work_dirs').exists()
+
+
+def test_unknown_eval_metric(configs, tmp_path):
+    ckpt = tmp_path / 'fake.pth'
+    ckpt.write_bytes(b'')
+    args = parse_test_args([configs[1], str(ckpt), '--eval', 'bbox', 'mAP', '--work-dir', str(tmp_path / 'wd')])
+    with pytest.raises(ConfigInputError, match='unknown metric.*mAP.*bbox, segm'):
+        build_test_config(args)
+    assert not (tmp_path / 'wd').exists()
+
+
+def test_missing_test_checkpoint(configs, tmp_path):
+    args = parse_test_args([configs[1], str(tmp_path / 'none.pth')])
+    with pytest.raises(ConfigInputError, match='none.pth.*does not exist'):
+        build_test_config(args)
+
+
+def test_amp_without_cuda_is_a_clear_error(configs):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('CUDA present: --amp is valid here')
+    with pytest.raises(ConfigInputError, match='--amp.*CUDA'):
+        build_train_config(parse_train_args([configs[0], '--amp']))
+
+
+def test_eval_selects_coco_metrics(configs, tmp_path):
+    ckpt = tmp_path / 'fake.pth'
+    ckpt.write_bytes(b'')
+    cfg = build_test_config(parse_test_args([configs[1], str(ckpt), '--eval', 'segm']))
+    assert cfg.test_evaluator.metric == ['segm'] and cfg.load_from == str(ckpt)
+
+
+def test_auto_scale_lr_flag(configs):
+    cfg = build_train_config(parse_train_args([configs[0], '--auto-scale-lr']))
+    assert cfg.auto_scale_lr.enable is True and cfg.auto_scale_lr.base_batch_size == 8
