@@ -17,11 +17,15 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 
-train_cfg = dict(max_epochs=2, val_interval=100)  # evaluated once by the test stage
+train_cfg = dict(max_epochs=2)
+# Validation off: evaluated once, by the test stage.
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
     dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1], gamma=0.1)
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
 auto_scale_lr = dict(enable=False, base_batch_size=2)
-custom_hooks = [dict(type='LoadFromCheckHook', strict=True)]
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='LoadFromCheckHook', strict=True)]

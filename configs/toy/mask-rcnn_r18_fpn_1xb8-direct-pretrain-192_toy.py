@@ -8,14 +8,17 @@ model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
     backbone=dict(frozen_stages=-1, norm_eval=False, norm_cfg=dict(type='BN', requires_grad=True)))
 
+# The recipe's low-res pipeline as package transforms (docs/pipeline.md): JPEGs decoded at
+# 1/2-1/8 when the sampled scale allows, annotations loaded inside the loader so they are
+# rescaled with the image, Detectron aspect cropping to [0.5, 2], then resize / crop /
+# flip / pad as one unit. Loader and resize must share scale, ratio_range and aspect_range.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomResize', scale=crop, ratio_range=(0.8, 1.2), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop, crop_type='absolute', recompute_bbox=True, allow_negative_crop=True),
+    dict(type='LoadImageReduced', scale=crop, ratio_range=(0.8, 1.2), aspect_range=(0.5, 2.0),
+         load_annotations=dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False)),
+    dict(type='AspectRatioCrop', aspect_range=(0.5, 2.0)),
+    dict(type='DirectPretrainResizeCrop', scale=crop, ratio_range=(0.8, 1.2), crop_size=crop, flip_prob=0.5,
+         pad_val=dict(img=(114, 114, 114)), allow_negative_crop=True, recompute_bbox=True, poly2mask=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='Pad', size=crop, pad_val=dict(img=(114, 114, 114))),
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(
@@ -30,7 +33,11 @@ train_dataloader = dict(
         filter_cfg=dict(filter_empty_gt=True, min_size=4),
         pipeline=train_pipeline)))
 
-train_cfg = dict(max_epochs=4, val_interval=100)  # no validation at low res; the finetune evaluates
+train_cfg = dict(max_epochs=4)
+# Validation off: no validation at low res; the finetune is what gets evaluated.
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
 # _delete_: constant LR after warmup replaces the base's step schedule.
 param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30)]
 optim_wrapper = dict(

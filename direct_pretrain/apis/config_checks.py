@@ -5,13 +5,16 @@ opens the dataset or ``load_from``; a typo then fails deep inside a dataloader w
 and leaves debris behind. These checks name the bad path or value and the fix, and run
 before anything is written.
 """
+import logging
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
 __all__ = ['ConfigInputError', 'check_config_file', 'check_dataset_paths', 'check_load_from',
-           'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name']
+           'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name', 'validate_training_data']
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigInputError(ValueError):
@@ -22,6 +25,10 @@ def check_config_file(path: str) -> None:
     if not osp.isfile(path):
         raise ConfigInputError(f'config file {path!r} does not exist; pass the path of a .py config '
                                '(e.g. one under configs/).')
+
+
+def _resolve(path: str, data_root: str) -> str:
+    return path if osp.isabs(path) or not data_root else osp.join(data_root, path)
 
 
 def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, ConfigDict]]:
@@ -52,17 +59,44 @@ def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
                 f'--cfg-options {loader}.dataset.data_root=<path>.')
         ann_file = ds.get('ann_file') or ''
         if ann_file:
-            full = ann_file if osp.isabs(ann_file) or not data_root else osp.join(data_root, ann_file)
+            full = _resolve(ann_file, data_root)
             if not osp.isfile(full):
                 raise ConfigInputError(f'{loader}: annotation file {full!r} does not exist; check data_root and '
                                        'ann_file in the config.')
         prefix = ds.get('data_prefix') or {}
         img_dir = prefix.get('img') if isinstance(prefix, dict) else None
         if img_dir:
-            full = img_dir if osp.isabs(img_dir) or not data_root else osp.join(data_root, img_dir)
+            full = _resolve(img_dir, data_root)
             if not osp.isdir(full):
                 raise ConfigInputError(f'{loader}: image folder {full!r} does not exist; check data_root and '
                                        'data_prefix.img in the config.')
+
+
+def validate_training_data(cfg: Config) -> list:
+    """Run :func:`validate_coco_dataset` once over every COCO-format training set.
+
+    Logs a summary per annotation file; raises ConfigInputError on fatal problems.
+    """
+    from ..datasets.coco_validation import DatasetValidationError, validate_coco_dataset
+    reports = []
+    for loader, ds in _datasets(cfg, ('train_dataloader', )):
+        ann_file = ds.get('ann_file') or ''
+        if not ann_file.endswith('.json'):
+            continue
+        data_root = ds.get('data_root') or ''
+        prefix = ds.get('data_prefix') or {}
+        img_dir = _resolve(prefix.get('img', '') if isinstance(prefix, dict) else '', data_root)
+        classes = (ds.get('metainfo') or {}).get('classes')
+        try:
+            report = validate_coco_dataset(_resolve(ann_file, data_root), img_dir, classes)
+        except DatasetValidationError as error:
+            raise ConfigInputError(f'{loader}: {error}') from error
+        logger.info('dataset check: %s', report.summary())
+        if report.fatal:
+            raise ConfigInputError(f'{loader}: the dataset check failed:\n{report.summary()}\nFix the dataset, or '
+                                   'data_root / data_prefix / metainfo.classes in the config.')
+        reports.append(report)
+    return reports
 
 
 def final_checkpoint_name(cfg: Config) -> str:

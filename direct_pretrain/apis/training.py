@@ -6,6 +6,7 @@ and ``load_from`` are checked before the work dir is created, and distributed ru
 on CPU (gloo).
 """
 import argparse
+import logging
 import os
 import os.path as osp
 from typing import List, Optional
@@ -13,6 +14,8 @@ from typing import List, Optional
 from mmengine.config import Config, DictAction
 
 __all__ = ['parse_train_args', 'build_train_config', 'train']
+
+logger = logging.getLogger(__name__)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +61,8 @@ def build_train_config(args: argparse.Namespace) -> Config:
     """The config a training run uses, validated; raises ConfigInputError on bad input."""
     import torch
 
-    from .config_checks import ConfigInputError, check_train_inputs
+    from ..checkpoint.atomic_save import find_resumable_checkpoint
+    from .config_checks import ConfigInputError, check_train_inputs, validate_training_data
     cfg = load_config(args.config, args)
     if args.amp:
         if not torch.cuda.is_available():
@@ -73,12 +77,20 @@ def build_train_config(args: argparse.Namespace) -> Config:
                                    f'in {args.config}.')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # Unlike mmengine's own lookup, never pick a partial file; and with nothing to
+        # resume keep load_from, so a restarted fine-tune still starts from the pretrain.
+        latest = find_resumable_checkpoint(cfg.work_dir)
+        if latest:
+            cfg.resume = True
+            cfg.load_from = latest
+        else:
+            logger.warning('--resume: no complete checkpoint in %s; starting a new run', cfg.work_dir)
+            cfg.resume = False
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
     check_train_inputs(cfg)
+    validate_training_data(cfg)
     return cfg
 
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYTHON, TOOLS, TOY_FINETUNE, python_env, write_tiny_stage_configs
+from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env, write_tiny_stage_configs
 from direct_pretrain.apis.config_checks import ConfigInputError
 from direct_pretrain.apis.testing import build_test_config, parse_test_args
 from direct_pretrain.apis.training import build_train_config, parse_train_args
@@ -28,7 +28,7 @@ def test_missing_config_exits_non_zero_and_writes_nothing(tmp_path):
 @pytest.mark.parametrize('override, message', [
     (['train_dataloader.dataset.dataset.data_root=/no/such/root/'], "data_root '/no/such/root/' does not exist"),
     (['train_dataloader.dataset.dataset.ann_file=annotations/missing.json'], 'annotations/missing.json'),
-    (['val_dataloader.dataset.data_prefix.img=nowhere/'], "image folder"),
+    (['train_dataloader.dataset.dataset.data_prefix.img=nowhere/'], "image folder"),
 ])
 def test_missing_dataset_paths(configs, tmp_path, override, message):
     args = parse_train_args([configs[0], '--work-dir', str(tmp_path / 'wd'), '--cfg-options', *override])

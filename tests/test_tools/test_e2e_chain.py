@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import PYTHON, TOOLS, python_env, write_tiny_stage_configs
+from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
 
 
 def run_tool(*args: str, cwd: str, check: bool = True) -> subprocess.CompletedProcess:

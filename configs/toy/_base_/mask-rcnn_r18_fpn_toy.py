@@ -42,8 +42,10 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
+# Workers are restarted every epoch so EpochSeedHook can make a resumed run exact.
 train_dataloader = dict(
     num_workers=2,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
@@ -62,5 +64,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
+custom_hooks = [dict(type='EpochSeedHook')]
+randomness = dict(seed=0)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 log_processor = dict(window_size=10)

@@ -1,1 +1,13 @@
-__all__ = []
+"""Data transforms of the low-resolution pretrain pipeline, registered into mmdet's TRANSFORMS.
+
+``LoadImageReduced`` decodes JPEGs at 1/2, 1/4 or 1/8 when the resize allows it,
+``AspectRatioCrop`` is Detectron's aspect cropping, and ``DirectPretrainResizeCrop`` is the
+recipe's resize / crop / flip / pad step as one unit. See ``docs/pipeline.md``.
+"""
+from ._common import AnnotationFrameError, BadImageError, SkipCounter, aspect_crop_size
+from .aspect_ratio_crop import AspectRatioCrop
+from .direct_pretrain_resize_crop import DirectPretrainResizeCrop
+from .load_image_reduced import LoadImageReduced
+
+__all__ = ['AnnotationFrameError', 'AspectRatioCrop', 'BadImageError', 'DirectPretrainResizeCrop',
+           'LoadImageReduced', 'SkipCounter', 'aspect_crop_size']

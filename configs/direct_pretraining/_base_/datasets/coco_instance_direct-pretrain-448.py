@@ -1,0 +1,45 @@
+# COCO instance segmentation for the direct pre-training stage: 8 images per GPU at 448x448,
+# the train set repeated x4 per epoch. Validation and test keep mmdet's 1333x800 pipeline.
+_base_ = 'mmdet::_base_/datasets/coco_instance.py'
+
+crop_size = (448, 448)
+# Padding happens before normalisation here (the 2.x recipe padded after it, with 0), so pad
+# with the BGR mean pixel: it normalises to 0, like the original and like the batch padding
+# of mmdet's DetDataPreprocessor.
+mean_bgr = (104, 116, 124)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    # Polygons stay polygons until the resize: DirectPretrainResizeCrop rasterises them at the
+    # ~448 px size (poly2mask=True) instead of rasterising at full size and shrinking.
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    # The recipe's keep-ratio resize to (448, 448) x U(0.8, 1.2), random 448x448 crop, flip
+    # 0.5 and pad to 448x448, in that order, as one transform. LoadImageReduced is left out
+    # on purpose: COCO images are ~640 px, so at this scale no libjpeg reduction (>= 2x) fits.
+    dict(
+        type='DirectPretrainResizeCrop',
+        scale=crop_size,
+        ratio_range=(0.8, 1.2),
+        crop_size=crop_size,
+        flip_prob=0.5,
+        pad_val=dict(img=mean_bgr, masks=0, seg=255),
+        poly2mask=True),
+    dict(type='PackDetInputs')
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    # _delete_: the base's CocoDataset moves inside a RepeatDataset (times=4 as published), so
+    # its keys must not stay on the wrapper.
+    dataset=dict(
+        _delete_=True,
+        type='RepeatDataset',
+        times=4,
+        dataset=dict(
+            type={{_base_.dataset_type}},
+            data_root={{_base_.data_root}},
+            ann_file='annotations/instances_train2017.json',
+            data_prefix=dict(img='train2017/'),
+            filter_cfg=dict(filter_empty_gt=True, min_size=32),
+            pipeline=train_pipeline,
+            backend_args={{_base_.backend_args}})))

@@ -1,0 +1,6 @@
+# Comparison: the from-scratch arm (GN in backbone, neck and 4conv1fc head; 6x), mmdet's
+# stock config unchanged.
+# It lives here so that all three arms (direct pre-training, ImageNet init, from scratch)
+# run from one folder with the same tools (dist_train.sh, --amp, --auto-scale-lr).
+_base_ = 'mmdet::scratch/mask-rcnn_r50-scratch_fpn_gn-all_6x_coco.py'
+custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)

@@ -1,0 +1,5 @@
+# Comparison: the ImageNet-initialised 1x arm, mmdet's stock config unchanged.
+# It lives here so that all three arms (direct pre-training, ImageNet init, from scratch)
+# run from one folder with the same tools (dist_train.sh, --amp, --auto-scale-lr).
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)

@@ -1,0 +1,115 @@
+"""Crash-safe checkpoint files.
+
+Why: mmengine writes ``epoch_N.pth`` with a plain ``open(path, 'wb')`` and then points
+``last_checkpoint`` at it; a kill during the write leaves a truncated file that
+``--resume`` picks up and fails on, and the previous good checkpoint may already have
+been rotated away. Here mmengine's local file backend is replaced (through its own
+backend registry) by one that writes to a temporary file in the same folder, fsyncs it,
+renames it over the target and fsyncs the folder, so a file under its final name is
+always complete. :func:`find_resumable_checkpoint` complements it on the read side: it
+never returns a partial file, even when ``last_checkpoint`` itself was cut short.
+"""
+import logging
+import os
+import os.path as osp
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Optional, Union
+
+from mmengine.fileio import LocalBackend, register_backend
+
+__all__ = ['AtomicLocalBackend', 'atomic_write_bytes', 'install_atomic_checkpoint_saving',
+           'is_complete_checkpoint', 'find_resumable_checkpoint']
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either the old file or the new, never partial."""
+    path = str(path)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend`` with atomic ``put`` / ``put_text``."""
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        atomic_write_bytes(obj, filepath)
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+        atomic_write_bytes(obj.encode(encoding), filepath)
+
+
+def install_atomic_checkpoint_saving() -> None:
+    """Make every local write through mmengine's file backends atomic. Idempotent."""
+    from mmengine.fileio import io as mmengine_io
+    from mmengine.fileio.backends import backends, prefix_to_backends
+    if backends.get('local') is not AtomicLocalBackend or prefix_to_backends.get('') is not AtomicLocalBackend:
+        register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    # get_file_backend caches instances; drop plain local ones created before this call.
+    for key, instance in list(mmengine_io.backend_instances.items()):
+        if type(instance) is LocalBackend:
+            del mmengine_io.backend_instances[key]
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """True for a complete ``torch.save`` zip file (its central directory is intact)."""
+    if not osp.isfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(name.endswith('data.pkl') for name in zf.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+_CKPT_RE = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` should continue from, or None.
+
+    ``last_checkpoint`` is trusted when it names a complete file; otherwise the newest
+    complete ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir`` is used and a warning says
+    what was skipped.
+    """
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(marker):
+        with open(marker) as f:
+            named = f.read().strip()
+        if named and is_complete_checkpoint(named):
+            return named
+        logger.warning('%s names %r, which is not a complete checkpoint; looking for the newest complete one',
+                       marker, named)
+    if not osp.isdir(work_dir):
+        return None
+    candidates = []
+    for name in os.listdir(work_dir):
+        match = _CKPT_RE.match(name)
+        if match:
+            candidates.append((int(match.group(2)), osp.getmtime(osp.join(work_dir, name)), name))
+    for _, _, name in sorted(candidates, reverse=True):
+        path = osp.join(work_dir, name)
+        if is_complete_checkpoint(path):
+            return path
+        logger.warning('skipping incomplete checkpoint %s', path)
+    return None

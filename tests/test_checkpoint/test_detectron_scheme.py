@@ -1,0 +1,90 @@
+"""``detectron://`` through mmengine's loaders, and the convert_detectron.py CLI."""
+import importlib.util
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
+
+from detectron_fixtures import REPO_ROOT, detectron_shapes, dump_py2_pickle, materialize, python_env
+from direct_pretrain.checkpoint import DetectronArchError, convert_detectron, safe_torch_load
+
+
+def _resnet50(**kwargs):
+    from mmdet.models.backbones import ResNet
+    return ResNet(depth=50, style='caffe', norm_cfg=dict(type='BN', requires_grad=False), **kwargs)
+
+
+def test_load_checkpoint_converts_on_the_fly(r50_pkl, r50_blobs):
+    checkpoint = _load_checkpoint('detectron://' + r50_pkl, map_location='cpu')
+    expected, _ = convert_detectron(r50_pkl)
+    assert set(checkpoint['state_dict']) == set(expected)
+    assert checkpoint['meta']['detectron_conversion']['arch']['name'] == 'R-50'
+    model = _resnet50()
+    load_checkpoint(model, 'detectron://' + r50_pkl, map_location='cpu', strict=True)
+    np.testing.assert_array_equal(model.layer3[5].conv2.weight.detach().numpy(), r50_blobs['res4_5_branch2b_w'])
+    np.testing.assert_array_equal(model.bn1.weight.detach().numpy(), r50_blobs['res_conv1_bn_s'])
+
+
+def test_pretrained_init_cfg_uses_the_scheme(r50_pkl, r50_blobs):
+    """``init_cfg=dict(type='Pretrained', checkpoint='detectron://...')`` as in the configs."""
+    model = _resnet50(init_cfg=dict(type='Pretrained', checkpoint='detectron://' + r50_pkl))
+    model.init_weights()
+    np.testing.assert_array_equal(model.layer4[2].conv3.weight.detach().numpy(), r50_blobs['res5_2_branch2c_w'])
+    assert torch.all(model.layer4[2].bn3.running_var == torch.tensor(1 - 1e-5, dtype=torch.float32))
+
+
+def test_c4_shared_head_init_from_the_imagenet_file(r50_pkl, r50_blobs):
+    """The C4 configs point the res5 RoI head at the same file: its layer4.* keys fill ResLayer."""
+    from mmdet.models.roi_heads.shared_heads import ResLayer
+    head = ResLayer(depth=50, stage=3, stride=2, style='caffe', norm_cfg=dict(type='BN', requires_grad=False),
+                    init_cfg=dict(type='Pretrained', checkpoint='detectron://' + r50_pkl))
+    head.init_weights()
+    np.testing.assert_array_equal(head.layer4[0].downsample[0].weight.detach().numpy(), r50_blobs['res5_0_branch1_w'])
+    np.testing.assert_array_equal(head.layer4[1].bn2.bias.detach().numpy(), r50_blobs['res5_1_branch2b_bn_b'])
+
+
+def test_scheme_fails_clearly_when_ambiguous(tmp_path, r50_blobs):
+    blobs = dict(r50_blobs, conv1_gn_s=np.ones(64, np.float32))
+    path = str(tmp_path / 'odd.pkl')
+    dump_py2_pickle(blobs, path)
+    with pytest.raises(DetectronArchError, match=f'{path}: ambiguous stem norm'):
+        _load_checkpoint('detectron://' + path)
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location('convert_detectron', osp.join(REPO_ROOT, 'tools',
+                                                                                 'convert_detectron.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_subprocess(tmp_path, r50_pkl, r50_blobs):
+    out = str(tmp_path / 'r50.pth')
+    result = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', 'convert_detectron.py'), r50_pkl, out,
+                             '--arch', 'R-50', '--report-json'], capture_output=True, text=True, env=python_env(),
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert '159 tensors converted' in result.stdout and 'ignored leftover: fc1000_w' in result.stdout
+    checkpoint = safe_torch_load(out)  # weights-only loadable
+    np.testing.assert_array_equal(checkpoint['state_dict']['layer1.0.conv1.weight'].numpy(),
+                                  r50_blobs['res2_0_branch2a_w'])
+    report = json.loads(open(osp.join(tmp_path, 'r50.conversion.json')).read())
+    assert report['ok'] and {e['target']: e['source'] for e in report['converted']}['conv1.weight'] == 'conv1_w'
+
+
+def test_cli_refuses_unmapped_blobs_unless_allowed(tmp_path, capsys):
+    blobs = materialize(detectron_shapes('keypoint_rcnn_R-50-FPN', leftovers=False), seed=4)
+    src, out = str(tmp_path / 'kps.pkl'), str(tmp_path / 'kps.pth')
+    dump_py2_pickle(dict(blobs=blobs), src)
+    cli = _cli()
+    assert cli.main([src, out]) == 2
+    assert 'unsupported keypoint head' in capsys.readouterr().err and not osp.exists(out)
+    assert cli.main([src, out, '--allow-unused']) == 0
+    assert 'unsupported (dropped): kps_score_lowres_w' in capsys.readouterr().out
+    assert osp.exists(out)

@@ -1,0 +1,167 @@
+"""The direct pre-training model zoo as a table, and cached loaders for its tests.
+
+Imported by the ``test_direct_pretraining_*`` modules, not collected. Every config under
+``configs/direct_pretraining/`` appears here exactly once; the recipe values the tests
+assert come from the published recipe (``shared/reference/recipe.md``).
+"""
+import copy
+import functools
+import os.path as osp
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from conftest import REPO_ROOT
+
+__all__ = ['CONFIG_DIR', 'MMDET_CONFIGS', 'Pair', 'PAIRS', 'ARMS', 'ALL_CONFIGS', 'load_cfg', 'built',
+           'built_backbone_norms', 'shrink_sampling', 'fake_batch']
+
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'direct_pretraining')
+MMDET_CONFIGS = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')
+
+R50_4CONV = 'Shared4Conv1FCBBoxHead'
+CASCADE_HEADS = ('Shared2FCBBoxHead', ) * 3
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One pretrain -> finetune pair and what its configs must say."""
+    name: str
+    pretrain: str
+    finetune: str
+    detector: str
+    bbox_head: Tuple[str, ...]  # RoI box head type(s); () for single-stage
+    with_mask: bool
+    swin: bool
+    pretrain_lr: float
+    pretrain_warmup: int
+    pretrain_epochs: int
+    published: str  # COCO val bbox[/mask] AP, as cited in the README
+
+    @property
+    def checkpoint(self) -> str:
+        """The file the pretrain run writes last, relative to the repository root."""
+        return f'work_dirs/{osp.splitext(self.pretrain)[0]}/epoch_{self.pretrain_epochs}.pth'
+
+
+PAIRS = (
+    Pair('retinanet', 'retinanet_r50_fpn_syncbn_8xb8-direct-pretrain-448-p1x_coco.py',
+         'retinanet_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py', 'RetinaNet', (), False, False,
+         0.04, 1000, 12, '37.1'),
+    Pair('faster', 'faster-rcnn_r50_fpn_syncbn_8xb8-direct-pretrain-448-p1x_coco.py',
+         'faster-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py', 'FasterRCNN', (R50_4CONV, ), False, False,
+         0.08, 500, 12, '39.3'),
+    Pair('cascade', 'cascade-rcnn_r50_fpn_syncbn_8xb8-direct-pretrain-448-p1x_coco.py',
+         'cascade-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py', 'CascadeRCNN', CASCADE_HEADS, False, False,
+         0.08, 500, 12, '41.5'),
+    Pair('mask-p1x', 'mask-rcnn_r50_fpn_syncbn_8xb8-direct-pretrain-448-p1x_coco.py',
+         'mask-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py', 'MaskRCNN', (R50_4CONV, ), True, False,
+         0.08, 500, 12, '40.0 / 35.8'),
+    Pair('mask-p3x', 'mask-rcnn_r50_fpn_syncbn_8xb8-direct-pretrain-448-p3x_coco.py',
+         'mask-rcnn_r50_fpn_8xb2-direct-finetune-p3x-1x_coco.py', 'MaskRCNN', (R50_4CONV, ), True, False,
+         0.08, 500, 36, '41.5 / 37.0'),
+    Pair('swin-p1x', 'mask-rcnn_swin-t-p4-w7_fpn_amp_8xb8-direct-pretrain-448-p1x_coco.py',
+         'mask-rcnn_swin-t-p4-w7_fpn_amp_8xb2-direct-finetune-p1x-1x_coco.py', 'MaskRCNN', (R50_4CONV, ), True,
+         True, 4e-4, 500, 12, '45.0 / 40.5'),
+    Pair('swin-p3x', 'mask-rcnn_swin-t-p4-w7_fpn_amp_8xb8-direct-pretrain-448-p3x_coco.py',
+         'mask-rcnn_swin-t-p4-w7_fpn_amp_8xb2-direct-finetune-p3x-1x_coco.py', 'MaskRCNN', (R50_4CONV, ), True,
+         True, 4e-4, 500, 36, '46.9 / 41.9'),
+)
+
+# Comparison arms: config here -> the mmdet stock config it must equal (+ custom_imports).
+ARMS: Dict[str, str] = {
+    'retinanet_r50_fpn_imagenet-1x_coco.py': 'retinanet/retinanet_r50_fpn_1x_coco.py',
+    'faster-rcnn_r50_fpn_imagenet-1x_coco.py': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'cascade-rcnn_r50_fpn_imagenet-1x_coco.py': 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+    'mask-rcnn_r50_fpn_imagenet-1x_coco.py': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'mask-rcnn_swin-t-p4-w7_fpn_imagenet-1x_coco.py': 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+    'faster-rcnn_r50-scratch_fpn_gn-all_6x_coco.py': 'scratch/faster-rcnn_r50-scratch_fpn_gn-all_6x_coco.py',
+    'mask-rcnn_r50-scratch_fpn_gn-all_6x_coco.py': 'scratch/mask-rcnn_r50-scratch_fpn_gn-all_6x_coco.py',
+}
+
+ALL_CONFIGS = tuple(sorted({p.pretrain for p in PAIRS} | {p.finetune for p in PAIRS} | set(ARMS)))
+
+
+@functools.lru_cache(maxsize=None)
+def load_cfg(name: str) -> Config:
+    """``Config.fromfile`` of a config in this folder (cached: mmdet:: lookups are slow).
+
+    Callers must not modify the returned config; deep-copy what they change.
+    """
+    return Config.fromfile(osp.join(CONFIG_DIR, name))
+
+
+def shrink_sampling(node) -> None:
+    """Cap RPN/RoI sample and proposal counts in a train_cfg/test_cfg, in place.
+
+    Only *how many* proposals and RoIs a step processes changes - never a layer - so
+    that one CPU training step of an R-50 detector takes ~1 s instead of ~4 s.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'sampler' and isinstance(value, dict) and 'num' in value:
+                value['num'] = min(value['num'], 32)
+            elif key == 'max_per_img' and isinstance(value, int):
+                node[key] = min(value, 50)
+            elif key == 'nms_pre' and isinstance(value, int):
+                node[key] = min(value, 200)
+            else:
+                shrink_sampling(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            shrink_sampling(value)
+
+
+def _model_key(cfg: Config) -> str:
+    return repr(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model)
+
+
+_MODELS: Dict[str, torch.nn.Module] = {}
+_BUILT_NORMS: Dict[str, Tuple[str, ...]] = {}
+
+
+def built(name: str) -> torch.nn.Module:
+    """The detector of config ``name``, built once per distinct model config.
+
+    SyncBN is reverted to BN (single process). Weights are initialised with the config's
+    own ``init_cfg`` except that ``Pretrained`` backbones (ImageNet arms) keep the
+    constructor's init: there is no network here. Configs whose ``model`` is identical
+    (P1x/P3x pairs) share one instance.
+    """
+    from mmengine.registry import init_default_scope
+
+    from direct_pretrain.models.layers import revert_sync_batchnorm
+    from mmdet.registry import MODELS
+    cfg = load_cfg(name)
+    key = _model_key(cfg)
+    if key not in _MODELS:
+        init_default_scope('mmdet')
+        model_cfg = copy.deepcopy(cfg.model)
+        shrink_sampling(model_cfg.get('train_cfg'))
+        shrink_sampling(model_cfg.get('test_cfg'))
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg)
+        backbone_init: Optional[dict] = model_cfg.backbone.get('init_cfg')
+        if not (backbone_init and backbone_init.get('type') == 'Pretrained'):
+            model.init_weights()
+        _BUILT_NORMS[key] = tuple(sorted({type(m).__name__ for m in model.backbone.modules()
+                                          if isinstance(m, (_BatchNorm, nn.GroupNorm, nn.LayerNorm))}))
+        _MODELS[key] = revert_sync_batchnorm(model)
+    return _MODELS[key]
+
+
+def built_backbone_norms(name: str) -> Tuple[str, ...]:
+    """Class names of the backbone's norm layers as built, before SyncBN was reverted."""
+    built(name)
+    return _BUILT_NORMS[_model_key(load_cfg(name))]
+
+
+def fake_batch(size: int = 64, with_mask: bool = True) -> dict:
+    """One ``size`` x ``size`` image with two ground-truth boxes (and masks), packed."""
+    from mmdet.testing import demo_mm_inputs  # seeded: the same image and boxes every call
+    return demo_mm_inputs(batch_size=1, image_shapes=[(3, size, size)], num_items=[2], num_classes=80,
+                          with_mask=with_mask)

@@ -1,0 +1,80 @@
+"""``./dist_train.sh CFG 2`` without CUDA: two real processes on gloo, and a dying rank."""
+import json
+import os.path as osp
+import socket
+import subprocess
+import textwrap
+import time
+
+import pytest
+import torch
+
+from dp_test_utils import python_env, write_tiny_stage_configs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def dist_train(repo_root, cfg, work_dir, cwd, extra_pythonpath=None, *extra):
+    env = python_env()
+    env['PORT'] = str(free_port())
+    if extra_pythonpath:
+        env['PYTHONPATH'] = extra_pythonpath + ':' + env['PYTHONPATH']
+    return subprocess.run([osp.join(repo_root, 'dist_train.sh'), cfg, '2', '--work-dir', str(work_dir), *extra],
+                          cwd=str(cwd), env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_dist_train_two_processes_on_gloo(tmp_path, tiny_coco_root, repo_root):
+    pre_cfg, _ = write_tiny_stage_configs(str(tmp_path / 'cfg'), tiny_coco_root)
+    work_dir = tmp_path / 'work'
+    proc = dist_train(repo_root, pre_cfg, work_dir, tmp_path, None, '--cfg-options', 'train_dataloader.batch_size=1')
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    assert "dist_cfg: {'backend': 'gloo'}" in log and 'Distributed training: True' in log, log[-3000:]
+    ckpt = torch.load(work_dir / 'epoch_1.pth', map_location='cpu', weights_only=False)
+    # 8 images, 1 per process, 2 processes: 4 iterations per epoch (a single process would take 8).
+    assert ckpt['meta']['iter'] == 4
+    scalars = sorted(work_dir.glob('*/vis_data/scalars.json'))
+    lines = [json.loads(line) for line in scalars[-1].read_text().splitlines()]
+    assert [line['iter'] for line in lines if 'loss' in line] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize('how', ['raise', 'exit'])
+def test_a_dying_rank_ends_the_job_with_its_error(tmp_path, tiny_coco_root, repo_root, how):
+    """Rank 1 fails at its 2nd iteration while rank 0 waits in the gradient all-reduce:
+    the job must end on its own, non-zero, and show rank 1's error."""
+    plugin = tmp_path / 'plugin'
+    plugin.mkdir()
+    (plugin / 'failing_rank_hook.py').write_text(textwrap.dedent(f'''
+        import os
+        from mmengine.hooks import Hook
+        from mmdet.registry import HOOKS
+
+        @HOOKS.register_module()
+        class FailingRankHook(Hook):
+            def before_train_iter(self, runner, batch_idx, data_batch=None):
+                if runner.rank == 1 and runner.iter == 1:
+                    if {how!r} == 'raise':
+                        raise RuntimeError('injected failure on rank 1')
+                    os._exit(17)
+    '''))
+    pre_cfg, _ = write_tiny_stage_configs(str(tmp_path / 'cfg'), tiny_coco_root)
+    cfg = tmp_path / 'failing.py'
+    cfg.write_text(f'_base_ = {pre_cfg!r}\n'
+                   "custom_imports = dict(imports=['direct_pretrain', 'failing_rank_hook'], allow_failed_imports=False)\n"
+                   "custom_hooks = [dict(type='FailingRankHook')]\n")
+    start = time.time()
+    proc = dist_train(repo_root, str(cfg), tmp_path / 'work', tmp_path, str(plugin), '--cfg-options',
+                      'train_dataloader.batch_size=1')
+    elapsed = time.time() - start
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert elapsed < 180, elapsed
+    assert 'rank     : 1' in log or 'rank: 1' in log, log[-4000:]
+    if how == 'raise':
+        assert 'injected failure on rank 1' in log, log[-4000:]
+    else:
+        assert 'exitcode  : 17' in log or 'exitcode: 17' in log, log[-4000:]
