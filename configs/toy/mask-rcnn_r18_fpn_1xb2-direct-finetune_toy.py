@@ -28,4 +28,5 @@ param_scheduler = [
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
 auto_scale_lr = dict(enable=False, base_batch_size=2)
-custom_hooks = [dict(type='EpochSeedHook'), dict(type='LoadFromCheckHook', strict=True)]
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='LoadFromCheckHook', strict=True),
+                dict(type='ResourceStatsHook')]

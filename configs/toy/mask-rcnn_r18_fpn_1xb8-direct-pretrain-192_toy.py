@@ -6,7 +6,7 @@ _base_ = './_base_/mask-rcnn_r18_fpn_toy.py'
 crop = (192, 192)
 model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(frozen_stages=-1, norm_eval=False, norm_cfg=dict(type='BN', requires_grad=True)))
+    backbone=dict(frozen_stages=-1, norm_eval=False, norm_cfg=dict(type='SyncBNAnyBackend', requires_grad=True)))
 
 # The recipe's low-res pipeline as package transforms (docs/pipeline.md): JPEGs decoded at
 # 1/2-1/8 when the sampled scale allows, annotations loaded inside the loader so they are

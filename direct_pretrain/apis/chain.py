@@ -4,7 +4,8 @@ Each stage runs ``tools/train.py`` / ``tools/test.py`` in a child process, exact
 user would. A stage whose final output exists is skipped, a stage with a checkpoint but
 no final output is resumed with ``--resume``, so re-running the chain after an
 interruption continues where it stopped. The fine-tune's ``load_from`` is the pretrain
-stage's final checkpoint, found in the pretrain work dir.
+stage's final checkpoint, found in the pretrain work dir. Stage progress is logged with
+the chain's ETA, and the run report (tables + plots) is written at the end.
 """
 import json
 import logging
@@ -19,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.config import Config
 
 from .config_checks import check_config_file, final_checkpoint_name
+from .progress import StageProgress, estimate_train_cost
 
 __all__ = ['StageResult', 'run_chain', 'format_results_table', 'REPO_ROOT']
 
@@ -52,26 +54,34 @@ def _run(cmd: List[str]) -> float:
     return time.time() - start
 
 
-def _train_stage(name: str, config: str, work_dir: str, extra: Sequence[str]) -> StageResult:
+def _train_stage(name: str, config: str, work_dir: str, extra: Sequence[str],
+                 progress: Optional[StageProgress] = None) -> StageResult:
     cfg = Config.fromfile(config)
     final = osp.join(work_dir, final_checkpoint_name(cfg))
     if osp.isfile(final):
         logger.info('%s: %s exists, skipping', name, final)
+        if progress:
+            progress.finish(name, 0.0, 'skipped')
         return StageResult(name, 'skipped', 0.0, final)
     cmd = [sys.executable, _tool('train.py'), config, '--work-dir', work_dir, *extra]
     status = 'ran'
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
         status = 'resumed'
+    if progress:
+        progress.start(name)
     wall = _run(cmd)
     if not osp.isfile(final):
         raise RuntimeError(f'{name}: training finished but {final} was not written')
+    if progress:
+        progress.finish(name, wall, status)
     return StageResult(name, status, wall, final)
 
 
 def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[str] = None,
               eval_metrics: Sequence[str] = ('bbox', 'segm'), pretrain_args: Sequence[str] = (),
-              finetune_args: Sequence[str] = ()) -> List[StageResult]:
+              finetune_args: Sequence[str] = (), report_dir: Optional[str] = None,
+              make_report: bool = True) -> List[StageResult]:
     """Run pretrain -> finetune -> test; returns one :class:`StageResult` per stage.
 
     Args:
@@ -81,6 +91,9 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
             default, ``work_dirs/<config name>`` per stage.
         eval_metrics (Sequence[str]): ``--eval`` metrics of the test stage.
         pretrain_args / finetune_args (Sequence[str]): Extra ``tools/train.py`` arguments.
+        report_dir (str, optional): Where the run report goes. Defaults to
+            ``<finetune work dir>/report``.
+        make_report (bool): Write the run report at the end. Defaults to True.
     """
     for config in (pretrain_config, finetune_config):
         check_config_file(config)
@@ -90,10 +103,12 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
         return osp.join(work_root or 'work_dirs', name)
 
     pre_dir, ft_dir = work_dir(pretrain_config), work_dir(finetune_config)
-    results = [_train_stage('pretrain', pretrain_config, pre_dir, pretrain_args)]
+    progress = StageProgress([('pretrain', estimate_train_cost(pretrain_config)),
+                              ('finetune', estimate_train_cost(finetune_config)), ('test', None)], 'chain')
+    results = [_train_stage('pretrain', pretrain_config, pre_dir, pretrain_args, progress)]
     load_from = results[0].output
     finetune = _train_stage('finetune', finetune_config, ft_dir,
-                            ['--cfg-options', f'load_from={load_from}', *finetune_args])
+                            ['--cfg-options', f'load_from={load_from}', *finetune_args], progress)
     results.append(finetune)
 
     metrics_file = osp.join(ft_dir, 'test_metrics.json')
@@ -102,14 +117,28 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
         status, wall = 'skipped', 0.0
     else:
         status = 'ran'
+        progress.start('test')
         wall = _run([sys.executable, _tool('test.py'), finetune_config, finetune.output, '--work-dir', ft_dir,
                      '--eval', *eval_metrics, '--metrics-out', metrics_file])
+    progress.finish('test', wall, status)
     with open(metrics_file) as f:
         metrics = json.load(f)
     results.append(StageResult('test', status, wall, metrics_file, metrics))
     with open(osp.join(ft_dir, 'chain_results.json'), 'w') as f:
         json.dump([asdict(r) for r in results], f, indent=1)
+    if make_report:
+        _write_chain_report([pre_dir, ft_dir], report_dir or osp.join(ft_dir, 'report'))
     return results
+
+
+def _write_chain_report(work_dirs: List[str], out_dir: str) -> None:
+    """The run report of the chain; a report problem is logged, never fails the trained chain."""
+    from .report import write_report
+    from .run_logs import ReportInputError
+    try:
+        write_report(work_dirs, out_dir, names=['pretrain', 'finetune'], title='Chain report: pretrain -> finetune')
+    except ReportInputError as error:
+        logger.warning('chain: no run report: %s', error)
 
 
 def format_results_table(results: Sequence[StageResult]) -> str:

@@ -2,8 +2,8 @@
 
 Flags and semantics follow mmdet's tool (``--work-dir``, ``--amp``, ``--auto-scale-lr``,
 ``--resume [path]``, ``--cfg-options``, ``--launcher``). Additions: configs, dataset paths
-and ``load_from`` are checked before the work dir is created, and distributed runs work
-on CPU (gloo).
+and ``load_from`` are checked before the work dir is created, distributed runs work
+on CPU (gloo), and ``--tensorboard`` adds TensorBoard logging (the original ``--use_tfboard``).
 """
 import argparse
 import logging
@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
-__all__ = ['parse_train_args', 'build_train_config', 'train']
+__all__ = ['parse_train_args', 'add_tensorboard_backend', 'build_train_config', 'train']
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--auto-scale-lr', action='store_true', help='enable automatically scaling LR')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or with no path from the latest one in the work dir')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log to TensorBoard (event files under <work_dir>/<timestamp>/vis_data)')
     add_common_args(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -57,6 +59,20 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def add_tensorboard_backend(cfg: Config) -> None:
+    """Append ``TensorboardVisBackend`` to ``cfg.visualizer.vis_backends`` (the original
+    ``--use_tfboard``); the local JSON backend stays, so reports keep working."""
+    from .config_checks import ConfigInputError
+    visualizer = cfg.get('visualizer')
+    if not isinstance(visualizer, dict):
+        raise ConfigInputError('--tensorboard adds a vis backend to cfg.visualizer, but the config defines no '
+                               "visualizer; add visualizer=dict(type='DetLocalVisualizer', vis_backends=[]).")
+    backends = list(visualizer.get('vis_backends') or [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    visualizer.vis_backends = backends
+
+
 def build_train_config(args: argparse.Namespace) -> Config:
     """The config a training run uses, validated; raises ConfigInputError on bad input."""
     import torch
@@ -76,6 +92,8 @@ def build_train_config(args: argparse.Namespace) -> Config:
             raise ConfigInputError(f'--auto-scale-lr needs auto_scale_lr=dict(enable=False, base_batch_size=N) '
                                    f'in {args.config}.')
         cfg.auto_scale_lr.enable = True
+    if getattr(args, 'tensorboard', False):
+        add_tensorboard_backend(cfg)
     if args.resume == 'auto':
         # Unlike mmengine's own lookup, never pick a partial file; and with nothing to
         # resume keep load_from, so a restarted fine-tune still starts from the pretrain.

@@ -25,7 +25,7 @@ import numpy as np
 __all__ = [
     'DETECTRON_BLOCKS', 'LEFTOVERS', 'detectron_shapes', 'materialize', 'add_momentum', 'dump_py2_pickle',
     'dump_py3_pickle', 'write_detectron_pkl', 'detectron_cfg_yaml', 'REPO_ROOT', 'DETECTRON_CONFIGS',
-    'build_meta_model', 'python_env'
+    'build_meta_model', 'python_env', 'detectron_retina_cell_anchors'
 ]
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -251,6 +251,38 @@ dictitems:
     state: {{__immutable__: true}}
 state: {{__immutable__: true}}
 """
+
+
+def detectron_retina_cell_anchors(stride, scales_per_octave=3, aspect_ratios=(1.0, 2.0, 0.5), anchor_scale=4):
+    """retinanet._create_cell_anchors + generate_anchors, transcribed from Detectron."""
+    def whctrs(a):
+        w, h = a[2] - a[0] + 1, a[3] - a[1] + 1
+        return w, h, a[0] + 0.5 * (w - 1), a[1] + 0.5 * (h - 1)
+
+    def mk(ws, hs, x, y):
+        ws, hs = ws[:, None], hs[:, None]
+        return np.hstack((x - 0.5 * (ws - 1), y - 0.5 * (hs - 1), x + 0.5 * (ws - 1), y + 0.5 * (hs - 1)))
+
+    def generate_anchors(stride, sizes, aspect_ratios):
+        anchor = np.array([1, 1, stride, stride], dtype=np.float64) - 1
+        w, h, x, y = whctrs(anchor)
+        ratios = np.array(aspect_ratios, dtype=np.float64)
+        ws = np.round(np.sqrt(w * h / ratios))
+        hs = np.round(ws * ratios)
+        ratio_anchors = mk(ws, hs, x, y)
+        scales = np.array(sizes, dtype=np.float64) / stride
+        out = []
+        for a in ratio_anchors:
+            w, h, x, y = whctrs(a)
+            out.append(mk(w * scales, h * scales, x, y))
+        return np.vstack(out)
+
+    cells = []
+    for octave in range(scales_per_octave):
+        octave_scale = 2**(octave / float(scales_per_octave))
+        for aspect in aspect_ratios:
+            cells.append(generate_anchors(stride, (stride * octave_scale * anchor_scale, ), (aspect, ))[0])
+    return np.array(cells)
 
 
 # ------------------------------------------------------------------------------------------

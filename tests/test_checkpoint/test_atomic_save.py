@@ -21,14 +21,14 @@ def test_kill_during_checkpoint_writes_never_leaves_a_partial_file(tmp_path):
         import direct_pretrain  # noqa: F401  (atomic local backend)
         from mmengine.runner.checkpoint import save_checkpoint
         state = {{'state_dict': {{'w': torch.randn(10_000_000)}}, 'meta': {{'epoch': 0}}}}
-        print('ready', flush=True)
         for i in range(1000):
             state['meta']['epoch'] = i
             save_checkpoint(state, {str(tmp_path)!r} + f'/epoch_{{i % 3}}.pth')
+            print('saved', i, flush=True)
     '''))
     for delay in (0.05, 0.13, 0.29):
         proc = subprocess.Popen([PYTHON, str(script)], env=python_env(), stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == 'ready'
+        assert proc.stdout.readline().startswith('saved')  # one complete file, then kill mid-write
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

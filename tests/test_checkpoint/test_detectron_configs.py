@@ -8,8 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from detectron_fixtures import DETECTRON_CONFIGS
-from test_detectron_numerics import detectron_retina_cell_anchors
+from detectron_fixtures import DETECTRON_CONFIGS, detectron_retina_cell_anchors
 
 CONFIGS = sorted(glob.glob(osp.join(DETECTRON_CONFIGS, '*.py')))
 DETECTRON_MEANS = [102.9801, 115.9465, 122.7717]

@@ -14,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from detectron_fixtures import DETECTRON_CONFIGS
-from detectron_fixtures import DETECTRON_BLOCKS, detectron_shapes, materialize
+from detectron_fixtures import (DETECTRON_BLOCKS, DETECTRON_CONFIGS, detectron_retina_cell_anchors, detectron_shapes,
+                                materialize)
 from direct_pretrain.checkpoint import convert_detectron
 
 TOL = 1e-4
@@ -190,38 +190,6 @@ def test_box_and_mask_heads_match_detectron(mask_rcnn_blobs):
     det_logits = _conv(y, blobs, 'mask_fcn_logits', bias=True)
     assert logits.shape == (2, 80, 28, 28)
     assert (logits.double() - det_logits[:, 1:]).abs().max() <= TOL
-
-
-def detectron_retina_cell_anchors(stride, scales_per_octave=3, aspect_ratios=(1.0, 2.0, 0.5), anchor_scale=4):
-    """retinanet._create_cell_anchors + generate_anchors, transcribed from Detectron."""
-    def whctrs(a):
-        w, h = a[2] - a[0] + 1, a[3] - a[1] + 1
-        return w, h, a[0] + 0.5 * (w - 1), a[1] + 0.5 * (h - 1)
-
-    def mk(ws, hs, x, y):
-        ws, hs = ws[:, None], hs[:, None]
-        return np.hstack((x - 0.5 * (ws - 1), y - 0.5 * (hs - 1), x + 0.5 * (ws - 1), y + 0.5 * (hs - 1)))
-
-    def generate_anchors(stride, sizes, aspect_ratios):
-        anchor = np.array([1, 1, stride, stride], dtype=np.float64) - 1
-        w, h, x, y = whctrs(anchor)
-        ratios = np.array(aspect_ratios, dtype=np.float64)
-        ws = np.round(np.sqrt(w * h / ratios))
-        hs = np.round(ws * ratios)
-        ratio_anchors = mk(ws, hs, x, y)
-        scales = np.array(sizes, dtype=np.float64) / stride
-        out = []
-        for a in ratio_anchors:
-            w, h, x, y = whctrs(a)
-            out.append(mk(w * scales, h * scales, x, y))
-        return np.vstack(out)
-
-    cells = []
-    for octave in range(scales_per_octave):
-        octave_scale = 2**(octave / float(scales_per_octave))
-        for aspect in aspect_ratios:
-            cells.append(generate_anchors(stride, (stride * octave_scale * anchor_scale, ), (aspect, ))[0])
-    return np.array(cells)
 
 
 def test_retinanet_head_channels_follow_the_anchors():

@@ -10,6 +10,7 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+import mmdet
 import torch
 from mmengine.config import Config
 from torch import nn
@@ -21,7 +22,7 @@ __all__ = ['CONFIG_DIR', 'MMDET_CONFIGS', 'Pair', 'PAIRS', 'ARMS', 'ALL_CONFIGS'
            'built_backbone_norms', 'shrink_sampling', 'fake_batch']
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'direct_pretraining')
-MMDET_CONFIGS = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')
+MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')  # what 'mmdet::' resolves to
 
 R50_4CONV = 'Shared4Conv1FCBBoxHead'
 CASCADE_HEADS = ('Shared2FCBBoxHead', ) * 3
@@ -117,7 +118,7 @@ def shrink_sampling(node) -> None:
 
 
 def _model_key(cfg: Config) -> str:
-    return repr(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model)
+    return repr(cfg.model.to_dict())
 
 
 _MODELS: Dict[str, torch.nn.Module] = {}

@@ -5,6 +5,7 @@ set; module-scoped fixtures share them between the assertions.
 """
 import glob
 import json
+import os
 import os.path as osp
 import subprocess
 
@@ -24,21 +25,15 @@ def run_tool(*args: str, cwd: str, check: bool = True) -> subprocess.CompletedPr
 
 @pytest.fixture(scope='module')
 def chain(tmp_path_factory, tiny_coco_root):
-    """Runs the three stages once; returns their paths."""
+    """Runs the main job's chain (tools/run_chain.py) once on tiny configs."""
     tmp = str(tmp_path_factory.mktemp('chain'))
-    pre_cfg, ft_cfg = write_tiny_stage_configs(osp.join(tmp, 'configs'), tiny_coco_root)
-    pre_dir, ft_dir = osp.join(tmp, 'pre'), osp.join(tmp, 'ft')
-    run_tool(osp.join(TOOLS, 'train.py'), pre_cfg, '--work-dir', pre_dir, cwd=tmp)
-    pre_ckpt = osp.join(pre_dir, 'epoch_1.pth')
-    run_tool(osp.join(TOOLS, 'train.py'), ft_cfg, '--work-dir', ft_dir, '--cfg-options', f'load_from={pre_ckpt}',
-             cwd=tmp)
-    ft_ckpt = osp.join(ft_dir, 'epoch_1.pth')
-    metrics_file = osp.join(tmp, 'metrics.json')
-    test = run_tool(osp.join(TOOLS, 'test.py'), ft_cfg, ft_ckpt, '--work-dir', osp.join(tmp, 'test'),
-                    '--eval', 'bbox', 'segm', '--metrics-out', metrics_file, '--out', osp.join(tmp, 'preds.pkl'),
-                    cwd=tmp)
-    return dict(tmp=tmp, pre_cfg=pre_cfg, ft_cfg=ft_cfg, pre_dir=pre_dir, ft_dir=ft_dir, pre_ckpt=pre_ckpt,
-                ft_ckpt=ft_ckpt, metrics_file=metrics_file, test_log=test.stdout + test.stderr)
+    pre_cfg, ft_cfg = write_tiny_stage_configs(osp.join(tmp, 'configs'), tiny_coco_root, finetune_epochs=2)
+    root = osp.join(tmp, 'work')
+    proc = run_tool(osp.join(TOOLS, 'run_chain.py'), pre_cfg, ft_cfg, '--work-root', root, cwd=tmp)
+    pre_dir, ft_dir = osp.join(root, 'tiny_pretrain'), osp.join(root, 'tiny_finetune')
+    return dict(tmp=tmp, root=root, pre_cfg=pre_cfg, ft_cfg=ft_cfg, pre_dir=pre_dir, ft_dir=ft_dir,
+                pre_ckpt=osp.join(pre_dir, 'epoch_1.pth'), ft_ckpt=osp.join(ft_dir, 'epoch_2.pth'),
+                metrics_file=osp.join(ft_dir, 'test_metrics.json'), stdout=proc.stdout)
 
 
 def test_finetune_loaded_the_whole_pretrained_detector(chain):
@@ -71,21 +66,37 @@ def test_test_stage_reports_bbox_and_segm_map(chain):
         metrics = json.load(f)
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50'):
         assert isinstance(metrics[key], float) and 0.0 <= metrics[key] <= 1.0, key
-    assert osp.getsize(osp.join(chain['tmp'], 'preds.pkl')) > 0
+    # the chain ends with the results table
+    assert '| pretrain | ran |' in chain['stdout'] and '| test | ran |' in chain['stdout']
+    assert 'bbox_mAP | bbox_mAP_50' in chain['stdout']
 
 
-def test_resume_continues_from_the_last_checkpoint(chain):
-    """``--resume`` (auto) restores epoch, optimizer and message hub from a checkpoint that
-    torch >= 2.6 loads with weights_only=True, and trains the remaining epoch."""
-    work_dir = osp.join(chain['tmp'], 'resume')
-    run_tool(osp.join(TOOLS, 'train.py'), chain['pre_cfg'], '--work-dir', work_dir, cwd=chain['tmp'])
-    proc = run_tool(osp.join(TOOLS, 'train.py'), chain['pre_cfg'], '--work-dir', work_dir, '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=2', cwd=chain['tmp'])
-    log = proc.stdout + proc.stderr
-    assert 'resumed epoch: 1' in log, log[-3000:]
-    assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
-    ckpt = torch.load(osp.join(work_dir, 'epoch_2.pth'), map_location='cpu', weights_only=False)
-    assert ckpt['meta']['epoch'] == 2 and ckpt['meta']['iter'] == 8
+def test_test_tool_dumps_predictions_and_drawings(chain):
+    out_dir = osp.join(chain['tmp'], 'test_tool')
+    run_tool(osp.join(TOOLS, 'test.py'), chain['ft_cfg'], chain['ft_ckpt'], '--work-dir', out_dir, '--eval', 'bbox',
+             '--out', osp.join(out_dir, 'preds.pkl'), '--show-dir', 'drawn', cwd=chain['tmp'])
+    import pickle
+    with open(osp.join(out_dir, 'preds.pkl'), 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 4 and 'pred_instances' in preds[0]
+    assert len(glob.glob(osp.join(out_dir, '*', 'drawn', '*.jpg'))) == 4
+
+
+def test_chain_rerun_skips_finished_stages_and_resumes_an_interrupted_one(chain):
+    ft_final = chain['ft_ckpt']
+    rerun = run_tool(osp.join(TOOLS, 'run_chain.py'), chain['pre_cfg'], chain['ft_cfg'], '--work-root', chain['root'],
+                     cwd=chain['tmp'])
+    assert '| pretrain | skipped |' in rerun.stdout and '| finetune | skipped |' in rerun.stdout
+    assert '| test | skipped |' in rerun.stdout
+    # interrupt the finetune after its first epoch: drop the final checkpoint
+    first = osp.join(chain['ft_dir'], 'epoch_1.pth')
+    os.remove(ft_final)
+    with open(osp.join(chain['ft_dir'], 'last_checkpoint'), 'w') as f:
+        f.write(first)
+    resumed = run_tool(osp.join(TOOLS, 'run_chain.py'), chain['pre_cfg'], chain['ft_cfg'], '--work-root',
+                       chain['root'], cwd=chain['tmp'])
+    assert '| pretrain | skipped |' in resumed.stdout and '| finetune | resumed |' in resumed.stdout
+    assert '| test | ran |' in resumed.stdout and osp.isfile(ft_final)
 
 
 def test_mmdet_own_train_tool_uses_the_plugin(chain, tmp_path, repo_root):
@@ -97,7 +108,8 @@ def test_mmdet_own_train_tool_uses_the_plugin(chain, tmp_path, repo_root):
     cfg.write_text(f"_base_ = {chain['ft_cfg']!r}\n"
                    "custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)\n"
                    f"load_from = {chain['pre_ckpt']!r}\n"
-                   "custom_hooks = [dict(type='LoadFromCheckHook', strict=True)]\n")
+                   "custom_hooks = [dict(type='LoadFromCheckHook', strict=True)]\n"
+                   "train_cfg = dict(max_epochs=1)\n")
     work_dir = tmp_path / 'work'
     run_tool(stock_train, str(cfg), '--work-dir', str(work_dir), cwd=str(tmp_path))
     with open(work_dir / 'load_from_report.json') as f:

@@ -1,4 +1,5 @@
-# A tiny Mask R-CNN (ResNet-18, 64-channel FPN, 4conv1fc box head with BN) on the embedded
+# A tiny Mask R-CNN (ResNet-18, 64-channel FPN, 4conv1fc box head, synchronized BN in neck
+# and heads so a small model trains from random init quickly) on the embedded
 # toy COCO set, shrunk so the whole pretrain -> finetune -> test chain runs on 2 CPU cores.
 # Stage configs in this folder set pipelines and schedules on top of it.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
@@ -10,7 +11,7 @@ metainfo = dict(
     palette=[(220, 20, 60), (0, 128, 255), (0, 200, 80), (250, 170, 30)])
 num_classes = 4
 channels = 64
-head_norm_cfg = dict(type='BN', requires_grad=True)
+head_norm_cfg = dict(type='SyncBNAnyBackend', requires_grad=True)  # plain BN in a single process
 
 model = dict(
     backbone=dict(depth=18, init_cfg=None),
@@ -64,7 +65,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
-custom_hooks = [dict(type='EpochSeedHook')]
+# ResourceStatsHook logs peak RSS, wall time and images seen for tools/report.py.
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='ResourceStatsHook')]
 randomness = dict(seed=0)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 log_processor = dict(window_size=10)

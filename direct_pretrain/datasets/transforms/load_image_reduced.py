@@ -237,13 +237,22 @@ class LoadImageReduced(BaseTransform):
             raise BadImageError(path, f'Pillow could not decode it: {reason} ({err})') from err
         return np.ascontiguousarray(rgb[..., ::-1])
 
-    def _decode(self, data: bytes, path: str, target: Optional[Tuple[int, int]]) -> Tuple[np.ndarray, Tuple[int, int], int]:
-        """Decode ``data``; returns (BGR image, full (h, w), reduction obtained)."""
+    def _decode(self, data: bytes, path: str, target: Optional[Tuple[int, int]],
+                size_hint: Optional[Tuple[int, int]]) -> Tuple[np.ndarray, Tuple[int, int], int]:
+        """Decode ``data``; returns (BGR image, full (h, w), reduction obtained).
+
+        ``size_hint`` is the (w, h) the annotation file gives; when even it allows no
+        reduction the header is not parsed. It only ever saves work: the decoded image,
+        never the hint, decides shapes.
+        """
         if not _is_jpeg(data):
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if img is None:
                 raise BadImageError(path, 'OpenCV could not decode it (unknown format or corrupt file)')
             img = _as_bgr_uint8(img, path)
+            return img, img.shape[:2], 1
+        if target is None or (size_hint is not None and self._reduction_for(*size_hint, target) == 1):
+            img = _as_bgr_uint8(self._decode_jpeg(data, path, 1), path)
             return img, img.shape[:2], 1
         full_w, full_h = self._jpeg_header(data, path)
         reduction = self._reduction_for(full_w, full_h, target)
@@ -305,7 +314,8 @@ class LoadImageReduced(BaseTransform):
         path = results['img_path']
         target, sampled = self._target_scale()
         try:
-            img, (full_h, full_w), reduction = self._decode(self._read(path), path, target)
+            hint = (results['width'], results['height']) if results.get('width') and results.get('height') else None
+            img, (full_h, full_w), reduction = self._decode(self._read(path), path, target, hint)
         except BadImageError as err:
             if self.on_bad_image == 'raise':
                 raise

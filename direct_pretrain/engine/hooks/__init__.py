@@ -1,5 +1,7 @@
 from .bad_image_count_hook import BadImageCountHook, find_skip_counters
 from .epoch_seed_hook import EpochSeedHook, seed_worker_from_torch
 from .load_from_check_hook import LoadFromCheckHook
+from .resource_stats_hook import ResourceStatsHook, peak_rss_mb
 
-__all__ = ['BadImageCountHook', 'EpochSeedHook', 'LoadFromCheckHook', 'find_skip_counters', 'seed_worker_from_torch']
+__all__ = ['BadImageCountHook', 'EpochSeedHook', 'LoadFromCheckHook', 'ResourceStatsHook', 'find_skip_counters',
+           'peak_rss_mb', 'seed_worker_from_torch']

@@ -68,7 +68,7 @@ class BadImageCountHook(Hook):
             epoch_count += count
             total += seen
         runner.message_hub.update_info('train/bad_images_skipped', epoch_count)
-        message = (f'Epoch {runner.epoch}: {epoch_count} bad image(s) skipped by the training pipeline '
+        message = (f'Epoch {runner.epoch + 1}: {epoch_count} bad image(s) skipped by the training pipeline '
                    f'({total} since the start of the run)')
         if epoch_count:
             runner.logger.warning(message + '; see the first skip logged by each worker for the file and reason')

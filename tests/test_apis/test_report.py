@@ -1,0 +1,138 @@
+"""The run report from real runs: the chain (real tools/train.py and tools/test.py child
+processes on the tiny toy set, TensorBoard on) writes it, tools/report.py rebuilds it,
+and every number in its tables is checked against the logs the runs wrote."""
+import glob
+import json
+import os.path as osp
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
+
+
+def run_tool(*args: str, cwd: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([PYTHON, *args], cwd=cwd, env=python_env(), capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc
+
+
+def read_scalars(work_dir: str) -> list:
+    (path, ) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope='module')
+def chain(tmp_path_factory, tiny_coco_root):
+    """pretrain (1 epoch) -> finetune (1 epoch) -> test through tools/run_chain.py."""
+    tmp = str(tmp_path_factory.mktemp('report_chain'))
+    pre_cfg, ft_cfg = write_tiny_stage_configs(osp.join(tmp, 'configs'), tiny_coco_root)
+    root = osp.join(tmp, 'work')
+    proc = run_tool(osp.join(TOOLS, 'run_chain.py'), pre_cfg, ft_cfg, '--work-root', root, '--tensorboard', cwd=tmp)
+    pre_dir, ft_dir = osp.join(root, 'tiny_pretrain'), osp.join(root, 'tiny_finetune')
+    return dict(tmp=tmp, pre_dir=pre_dir, ft_dir=ft_dir, report_dir=osp.join(ft_dir, 'report'),
+                output=proc.stdout + proc.stderr)
+
+
+def test_chain_prints_stage_progress_with_an_eta(chain):
+    out = chain['output']
+    assert '[1/3] pretrain: starting (chain elapsed' in out and 'ETA unknown until a stage has run' in out
+    # after the pretrain ran, the finetune starts with a real estimate
+    assert re.search(r'\[2/3\] finetune: starting \(chain elapsed [\d.hms]+, ETA [\d.hms]+ \+ test\)', out), out[-3000:]
+    assert '[3/3] test: ran in' in out
+    assert f'run report: {osp.join(chain["report_dir"], "report.md")}' in out
+
+
+def test_report_tables_match_the_logs(chain):
+    with open(osp.join(chain['report_dir'], 'report.json')) as f:
+        report = json.load(f)
+    with open(osp.join(chain['report_dir'], 'report.md')) as f:
+        markdown = f.read()
+    assert [s['name'] for s in report['stages']] == ['pretrain', 'finetune']
+    for stage, work_dir in zip(report['stages'], (chain['pre_dir'], chain['ft_dir'])):
+        records = read_scalars(work_dir)
+        last = records[-1]
+        assert stage['iterations'] == last['iter'] == 4  # 8 images, batch 2, 1 epoch
+        assert stage['epochs'] == last['epoch'] == 1
+        assert stage['final_losses']['loss'] == last['loss']
+        assert stage['final_losses']['loss_mask'] == last['loss_mask']
+        # ResourceStatsHook: measured wall time, the images seen, peak RSS of the process
+        elapsed = [r['elapsed_s'] for r in records]
+        assert elapsed == sorted(elapsed) and stage['wall_time_measured']
+        assert stage['wall_s'] == pytest.approx(last['elapsed_s'])
+        assert stage['images'] == last['images_seen'] == 8
+        assert stage['images_per_s'] == pytest.approx(8 / last['elapsed_s'])
+        assert stage['peak_rss_mb'] == max(r['peak_rss_mb'] for r in records) > 100
+        assert f'| {stage["name"]} | 1 | 4 |' in markdown
+        assert f'| {stage["name"]} | {last["loss"]:.4f} |' in markdown
+    with open(osp.join(chain['ft_dir'], 'test_metrics.json')) as f:
+        metrics = json.load(f)
+    finetune = report['stages'][1]
+    assert finetune['metrics'] == metrics and report['stages'][0]['metrics'] == {}
+    for task in ('bbox', 'segm'):
+        row = ' | '.join(f'{metrics[f"coco/{task}_{s}"]:.3f}' for s in ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m',
+                                                                         'mAP_l'))
+        assert f'| finetune | {task} | {row} |' in markdown
+    assert report['notes'] == []
+
+
+def test_report_plots_are_valid_images(chain):
+    from matplotlib.image import imread
+    for name in ('loss_curves.png', 'map.png', 'lr.png'):
+        path = osp.join(chain['report_dir'], name)
+        with open(path, 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n', name
+        pixels = imread(path)
+        assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 300, (name, pixels.shape)
+        assert float(np.std(pixels)) > 0.01, f'{name} is blank'
+        assert f']({name})' in open(osp.join(chain['report_dir'], 'report.md')).read()
+
+
+def test_report_tool_rebuilds_the_report_from_work_dirs(chain, tmp_path):
+    out = tmp_path / 'report'
+    proc = run_tool(osp.join(TOOLS, 'report.py'), chain['pre_dir'], chain['ft_dir'], '--out', str(out), '--names',
+                    'pretrain', 'finetune', cwd=chain['tmp'])
+    assert f'report: {out / "report.md"}' in proc.stdout
+    with open(out / 'report.json') as f, open(osp.join(chain['report_dir'], 'report.json')) as g:
+        assert json.load(f)['stages'] == json.load(g)['stages']
+    assert {p.name for p in out.iterdir()} == {'report.md', 'report.json', 'loss_curves.png', 'map.png', 'lr.png'}
+
+
+def test_tensorboard_flag_writes_event_files(chain):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    for work_dir in (chain['pre_dir'], chain['ft_dir']):
+        (events, ) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'events.out.tfevents.*'))
+        accumulator = EventAccumulator(events)
+        accumulator.Reload()
+        tags = accumulator.Tags()['scalars']
+        assert {'loss', 'lr', 'peak_rss_mb'} <= set(tags), tags
+        assert [e.step for e in accumulator.Scalars('loss')] == [1, 2, 3, 4]
+
+
+def test_report_on_an_empty_work_dir_says_what_is_missing(tmp_path):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    proc = run_tool(osp.join(TOOLS, 'report.py'), str(empty), '--out', str(tmp_path / 'out'), cwd=str(tmp_path),
+                    check=False)
+    assert proc.returncode == 2
+    assert f'no vis_data/scalars.json with training records under {empty}: was training started' in proc.stderr
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'out').exists()
+    proc = run_tool(osp.join(TOOLS, 'report.py'), str(tmp_path / 'nope'), '--out', str(tmp_path / 'out'),
+                    cwd=str(tmp_path), check=False)
+    assert proc.returncode == 2 and "work dir '" in proc.stderr and 'does not exist' in proc.stderr
+
+
+def test_report_on_a_partial_work_dir_names_the_test_command(chain, tmp_path):
+    """Only the pretrain dir (no test stage there): the report is made and says how to get mAP."""
+    from direct_pretrain.apis.report import write_report
+    report = write_report([chain['pre_dir']], str(tmp_path))
+    (note, no_map) = report.notes
+    assert 'no test_metrics.json in' in note and 'python tools/test.py' in note and '--metrics-out' in note
+    assert 'epoch_1.pth' in note  # the checkpoint named in last_checkpoint
+    assert 'map.png not drawn' in no_map and not (tmp_path / 'map.png').exists()
+    assert note in report.markdown and 'No test metrics found.' in report.markdown
+    assert report.stages[0].iterations == 4

@@ -1,0 +1,87 @@
+"""``./dist_train.sh <pretrain> 8`` then ``./dist_train.sh <finetune> 8`` chain with no edits.
+
+Checked with tools/train.py's own config building (``build_train_config``) from a scratch
+working directory: before the pretrain ran, the fine-tune stops with one error naming the
+checkpoint it expects and the command that writes it; once the pretrain's final checkpoint
+exists where train.py writes it, the fine-tune config is accepted as is. Also: the pretrain
+train pipeline runs on a tiny COCO-format set and yields 448x448 samples.
+"""
+import copy
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from direct_pretrain.apis.config_checks import ConfigInputError, final_checkpoint_name
+from direct_pretrain.apis.training import build_train_config, parse_train_args
+from direct_pretrain.datasets import TOY_CLASSES
+from direct_pretraining_zoo import CONFIG_DIR, PAIRS, load_cfg
+
+
+def fake_coco(root: str) -> None:
+    """A one-image COCO set where the configs expect COCO (data/coco/), for train.py's checks."""
+    coco = dict(images=[dict(id=1, file_name='1.jpg', width=64, height=64)],
+                annotations=[dict(id=1, image_id=1, category_id=1, bbox=[8, 8, 16, 16], area=256, iscrowd=0)],
+                categories=[dict(id=1, name='person')])
+    os.makedirs(osp.join(root, 'data/coco/annotations'))
+    for split in ('train2017', 'val2017'):
+        os.makedirs(osp.join(root, 'data/coco', split))
+        open(osp.join(root, 'data/coco', split, '1.jpg'), 'wb').close()  # existence is what train.py checks
+        with open(osp.join(root, f'data/coco/annotations/instances_{split}.json'), 'w') as f:
+            json.dump(coco, f)
+
+
+@pytest.mark.parametrize('pair', PAIRS, ids=[p.name for p in PAIRS])
+def test_finetune_chains_onto_the_pretrain_run(pair, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pretrain_cfg, finetune_cfg = osp.join(CONFIG_DIR, pair.pretrain), osp.join(CONFIG_DIR, pair.finetune)
+
+    # Before the pretrain ran: one clear error (checked before the dataset paths).
+    with pytest.raises(ConfigInputError) as info:
+        build_train_config(parse_train_args([finetune_cfg]))
+    message = str(info.value)
+    assert f"load_from checkpoint '{pair.checkpoint}' does not exist" in message
+    assert f'./dist_train.sh configs/direct_pretraining/{pair.pretrain} <GPUS>' in message
+    assert not (tmp_path / 'work_dirs').exists()
+
+    # Where train.py writes the pretrain's last checkpoint (default work dir, last epoch) ...
+    fake_coco(str(tmp_path))
+    pretrain = build_train_config(parse_train_args([pretrain_cfg]))
+    written = osp.join(pretrain.work_dir, final_checkpoint_name(pretrain))
+    assert osp.normpath(written) == osp.normpath(pair.checkpoint)
+    os.makedirs(osp.dirname(written))
+    open(written, 'wb').close()
+    # ... is what the fine-tune loads, with no edits or overrides.
+    finetune = build_train_config(parse_train_args([finetune_cfg]))
+    assert finetune.load_from == pair.checkpoint and osp.isfile(finetune.load_from)
+
+
+@pytest.mark.parametrize('name, with_mask', [(PAIRS[1].pretrain, False), (PAIRS[3].pretrain, True)],
+                         ids=['detection', 'instance'])
+def test_pretrain_pipeline_yields_448_samples(name, with_mask, tiny_coco_root):
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import DATASETS
+    init_default_scope('mmdet')
+    wrapper = copy.deepcopy(load_cfg(name).train_dataloader.dataset)
+    wrapper.dataset.update(data_root=tiny_coco_root, ann_file='annotations/instances_train.json',
+                           data_prefix=dict(img='train/'), metainfo=dict(classes=TOY_CLASSES),
+                           filter_cfg=dict(filter_empty_gt=True, min_size=4))
+    dataset = DATASETS.build(wrapper)
+    assert len(dataset) == 4 * len(dataset.dataset) > 0
+    np.random.seed(0)
+    for index in range(3):
+        sample = dataset[index]
+        img, meta = sample['inputs'], sample['data_samples']
+        assert tuple(img.shape) == (3, 448, 448) and meta.img_shape == (448, 448)
+        boxes = meta.gt_instances.bboxes.tensor
+        assert len(boxes) > 0 and boxes.min() >= 0 and boxes.max() <= 448
+        assert ('masks' in meta.gt_instances) == with_mask
+        if with_mask:
+            assert tuple(meta.gt_instances.masks.masks.shape[1:]) == (448, 448)
+        # Padding (bottom/right) is the mean pixel, i.e. 0 after normalisation, as in the original.
+        resized_h = round(meta.ori_shape[0] * meta.scale_factor[1])
+        if resized_h < 448:
+            assert (img[:, -1, :] == img.new_tensor([104, 116, 124]).view(3, 1)).all()

@@ -1,0 +1,116 @@
+"""tools/infer.py: drawn images and one predictions JSON for a folder, bad files skipped.
+
+The checkpoint is the toy finetune model at random init with the toy class names in its
+meta (what matters here is the tool, not the detector's quality; a score threshold of 0
+keeps every detection so masks are present)."""
+import json
+import os.path as osp
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    import torch
+    from mmengine.config import Config
+
+    import direct_pretrain  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(TOY_FINETUNE)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    path = str(tmp_path_factory.mktemp('infer_ckpt') / 'toy_random.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': dict(cfg.metainfo)}}, path)
+    return path
+
+
+@pytest.fixture()
+def image_dir(tmp_path, tiny_coco_root):
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for name in ('val_00000.jpg', 'val_00001.jpg'):
+        shutil.copy(osp.join(tiny_coco_root, 'val', name), folder / name)
+    (folder / 'notes.txt').write_text('not an image\n')
+    (folder / 'broken.jpg').write_bytes(b'not a jpeg')
+    (folder / 'subfolder').mkdir()
+    return folder
+
+
+def test_infer_draws_each_image_and_writes_one_json(checkpoint, image_dir, tmp_path):
+    from pycocotools import mask as mask_utils
+    out = tmp_path / 'out'
+    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'infer.py'), TOY_FINETUNE, checkpoint, str(image_dir), '--out-dir',
+                           str(out), '--score-thr', '0.0', '--device', 'cpu'], env=python_env(), capture_output=True,
+                          text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert f'skipping {image_dir / "notes.txt"}: not an image' in log
+    assert f'skipping {image_dir / "broken.jpg"}: cannot be decoded' in log
+    assert sorted(p.name for p in (out / 'vis').iterdir()) == ['val_00000.jpg', 'val_00001.jpg']
+    with open(out / 'predictions.json') as f:
+        predictions = json.load(f)
+    assert predictions['classes'] == ['circle', 'rectangle', 'triangle', 'star']
+    assert set(predictions['skipped']) == {'notes.txt', 'broken.jpg'}
+    assert [image['file'] for image in predictions['images']] == ['val_00000.jpg', 'val_00001.jpg']
+    import mmcv
+    for image in predictions['images']:
+        drawn = mmcv.imread(str(out / 'vis' / image['file']))
+        assert drawn.shape[:2] == (image['height'], image['width'])
+        assert image['instances'], 'score threshold 0 keeps every detection'
+        for instance in image['instances']:
+            assert 0 <= instance['label'] < 4 and instance['class'] == predictions['classes'][instance['label']]
+            assert 0.0 <= instance['score'] <= 1.0
+            x1, y1, x2, y2 = instance['bbox']
+            assert x2 >= x1 and y2 >= y1
+            rle = dict(size=instance['mask']['size'], counts=instance['mask']['counts'].encode())
+            assert mask_utils.decode(rle).shape == (image['height'], image['width'])
+        scores = [i['score'] for i in image['instances']]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_score_threshold_filters_the_json(checkpoint, image_dir, tmp_path):
+    from direct_pretrain.apis.inference import infer_images
+    low = infer_images(TOY_FINETUNE, checkpoint, str(image_dir), str(tmp_path / 'low'), score_thr=0.0, device='cpu')
+    high = infer_images(TOY_FINETUNE, checkpoint, str(image_dir), str(tmp_path / 'high'), score_thr=0.25,
+                        device='cpu')
+    with open(high.predictions_file) as f:
+        kept = [i['score'] for image in json.load(f)['images'] for i in image['instances']]
+    assert all(s >= 0.25 for s in kept)
+    assert sum(high.num_instances.values()) < sum(low.num_instances.values())
+
+
+@pytest.mark.parametrize('which, message', [
+    ('config', "config file '{}' does not exist"),
+    ('checkpoint', "checkpoint '{}' does not exist"),
+    ('image_dir', "image folder '{}' does not exist"),
+])
+def test_missing_inputs_are_clear_errors(checkpoint, image_dir, tmp_path, which, message):
+    from direct_pretrain.apis.inference import InferenceInputError, infer_images
+    args = dict(config=TOY_FINETUNE, checkpoint=checkpoint, image_dir=str(image_dir))
+    args[which] = str(tmp_path / 'missing')
+    with pytest.raises(InferenceInputError, match=message.format(args[which])):
+        infer_images(out_dir=str(tmp_path / 'out'), **args)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_missing_image_dir_exits_non_zero(checkpoint, tmp_path):
+    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'infer.py'), TOY_FINETUNE, checkpoint, str(tmp_path / 'none'),
+                           '--out-dir', str(tmp_path / 'out')], env=python_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith('error: image folder') and 'Traceback' not in proc.stderr
+
+
+def test_a_folder_without_images_is_an_error(checkpoint, tmp_path):
+    from direct_pretrain.apis.inference import InferenceInputError, infer_images
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'docs' / 'notes.txt').write_text('x')
+    with pytest.raises(InferenceInputError, match=r'no image to infer .* \(1 file\(s\) skipped'):
+        infer_images(TOY_FINETUNE, checkpoint, str(tmp_path / 'docs'), str(tmp_path / 'out'))
