@@ -10,6 +10,16 @@ TOY_PRETRAIN = osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pr
 TOY_FINETUNE = osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb2-direct-finetune_toy.py')
 
 
+class Payload:
+    """A pickle payload that would create ``target`` if unpickled by an unsafe loader."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.target}', ))
+
+
 def python_env() -> dict:
     """Environment for child processes: the repo on PYTHONPATH, one thread per process."""
     env = dict(os.environ)

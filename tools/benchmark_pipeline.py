@@ -99,7 +99,8 @@ def make_jpeg_set(root: str, size: Tuple[int, int], num_images: int, seed: int, 
     return ann_file
 
 
-def pipelines(scale: Tuple[int, int], ratio_range: Tuple[float, float], with_mask: bool = True) -> Dict[str, List[dict]]:
+def pipelines(scale: Tuple[int, int], ratio_range: Tuple[float, float],
+              with_mask: bool = True) -> Dict[str, List[dict]]:
     """The three pipelines compared, all producing the same packed sample."""
     direct = [
         dict(type='LoadImageReduced', scale=scale, ratio_range=ratio_range,

@@ -118,9 +118,23 @@ def _run_arm(arm: Arm, work_root: str, out_dir: str, eval_metrics: Sequence[str]
         work_dirs.append(work_dir)
     results.append(_test_stage(f'{arm.key}/test', arm.stages[-1][1], results[-1].output, work_dirs[-1],
                                eval_metrics, progress))
+    results = _keep_earlier_wall_times(results, osp.join(work_root, arm.key, 'arm_results.json'))
     report: RunReport = write_report(work_dirs, osp.join(out_dir, f'arm_{arm.key}'),
                                      names=[stage for stage, _ in arm.stages], title=f'Arm ({arm.key}): {arm.title}')
     return ArmResult(arm, results, report.stages, report.files['markdown'])
+
+
+def _keep_earlier_wall_times(results: List[StageResult], record: str) -> List[StageResult]:
+    """Skipped stages report 0 s; take their process wall time from the run that did them."""
+    if osp.isfile(record):
+        with open(record) as f:
+            earlier = {r['name']: r for r in json.load(f)}
+        for result in results:
+            if result.status == 'skipped' and result.name in earlier:
+                result.wall_time_s = earlier[result.name]['wall_time_s']
+    with open(record, 'w') as f:
+        json.dump([asdict(r) for r in results], f, indent=1)
+    return results
 
 
 def _cost_ratio(results: Sequence[ArmResult]) -> Optional[dict]:
@@ -145,7 +159,7 @@ def format_comparison(results: Sequence[ArmResult]) -> str:
         process = sum(s.wall_time_s for s in r.stages)
         values = [r.metrics.get(f'coco/{k}') for k in keys]
         lines.append(f'| ({r.arm.key}) {r.arm.title} | {stages} | {format_duration(r.train_wall_s)} | '
-                     f'{format_duration(process) if process else "(earlier run)"} | '
+                     f'{format_duration(process)} | '
                      + ' | '.join('—' if v is None else f'{v:.3f}' for v in values) + ' |')
     return '\n'.join(lines)
 

@@ -34,7 +34,8 @@ def chain(tmp_path_factory, tiny_coco_root):
     root = osp.join(tmp, 'work')
     proc = run_tool(osp.join(TOOLS, 'run_chain.py'), pre_cfg, ft_cfg, '--work-root', root, '--tensorboard', cwd=tmp)
     pre_dir, ft_dir = osp.join(root, 'tiny_pretrain'), osp.join(root, 'tiny_finetune')
-    return dict(tmp=tmp, pre_dir=pre_dir, ft_dir=ft_dir, report_dir=osp.join(ft_dir, 'report'),
+    return dict(tmp=tmp, pre_cfg=pre_cfg, ft_cfg=ft_cfg, pre_dir=pre_dir, ft_dir=ft_dir,
+                report_dir=osp.join(ft_dir, 'report'),
                 output=proc.stdout + proc.stderr)
 
 
@@ -121,9 +122,10 @@ def test_report_on_an_empty_work_dir_says_what_is_missing(tmp_path):
     assert proc.returncode == 2
     assert f'no vis_data/scalars.json with training records under {empty}: was training started' in proc.stderr
     assert 'Traceback' not in proc.stderr and not (tmp_path / 'out').exists()
-    proc = run_tool(osp.join(TOOLS, 'report.py'), str(tmp_path / 'nope'), '--out', str(tmp_path / 'out'),
-                    cwd=str(tmp_path), check=False)
-    assert proc.returncode == 2 and "work dir '" in proc.stderr and 'does not exist' in proc.stderr
+    from direct_pretrain.apis.report import write_report
+    from direct_pretrain.apis.run_logs import ReportInputError
+    with pytest.raises(ReportInputError, match=f"work dir '{tmp_path / 'nope'}' does not exist; pass the --work-dir"):
+        write_report([str(tmp_path / 'nope')], str(tmp_path / 'out'))
 
 
 def test_report_on_a_partial_work_dir_names_the_test_command(chain, tmp_path):
@@ -136,3 +138,32 @@ def test_report_on_a_partial_work_dir_names_the_test_command(chain, tmp_path):
     assert 'map.png not drawn' in no_map and not (tmp_path / 'map.png').exists()
     assert note in report.markdown and 'No test metrics found.' in report.markdown
     assert report.stages[0].iterations == 4
+
+
+def test_mini_repro_rerun_skips_finished_stages_and_compares_the_arms(chain, tmp_path, caplog):
+    """The chain's work dirs are laid out as arm 'work' of a mini reproduction rooted at the
+    fixture's folder: a re-run trains nothing and writes the arm report and the comparison."""
+    import logging
+
+    from matplotlib.image import imread
+
+    from direct_pretrain.apis.mini_repro import Arm, run_mini_repro
+    arm = Arm('work', 'tiny direct pretrain -> finetune', (('pretrain', chain['pre_cfg']),
+                                                          ('finetune', chain['ft_cfg'])))
+    out = tmp_path / 'mini'
+    with caplog.at_level(logging.INFO):
+        (result, ) = run_mini_repro(chain['tmp'], str(out), arms=[arm])
+    assert [s.status for s in result.stages] == ['skipped'] * 3
+    assert '[1/3] work/pretrain: skipped' in caplog.text and '[3/3] work/test: skipped' in caplog.text
+    pre, ft = result.summaries
+    assert (pre.iterations, ft.iterations) == (4, 4) and result.train_wall_s == pre.wall_s + ft.wall_s
+    with open(out / 'results.json') as f:
+        results = json.load(f)
+    ratio = results['cost_ratio']
+    assert ratio['ratio'] == pytest.approx(pre.seconds_per_image / ft.seconds_per_image)
+    assert results['arms'][0]['metrics']['coco/bbox_mAP'] == ft.metrics['coco/bbox_mAP']
+    markdown = (out / 'results.md').read_text()
+    assert f'ratio {ratio["ratio"]:.2f}' in markdown and '| (work) tiny direct pretrain -> finetune |' in markdown
+    assert (out / 'arm_work' / 'report.md').is_file()
+    for name in ('compare_loss.png', 'compare_map.png'):
+        assert imread(str(out / name)).shape[0] > 200

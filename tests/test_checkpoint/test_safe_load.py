@@ -1,6 +1,5 @@
 """Weights-only loading of mmengine checkpoints: what they hold loads, nothing else does."""
 import io
-import os
 import pickle
 
 import numpy as np
@@ -10,6 +9,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from direct_pretrain.checkpoint import UnsafeCheckpointError, safe_torch_load
+from dp_test_utils import Payload
 
 
 def mmengine_like_checkpoint() -> dict:
@@ -34,16 +34,6 @@ def test_mmengine_checkpoint_round_trips_under_weights_only(tmp_path):
     assert isinstance(buffers['train/loss'], HistoryBuffer)
     assert buffers['train/loss'].mean() == pytest.approx(0.375)
     assert loaded['meta']['seed'] == 7 and loaded['meta']['hist'].dtype == np.float32
-
-
-class Payload:
-    """Would create a file if unpickled with the unsafe loader."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.target}', ))
 
 
 def test_code_execution_payload_is_refused_with_no_side_effect(tmp_path):

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env, write_tiny_stage_configs
+from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, Payload, python_env, write_tiny_stage_configs
 from direct_pretrain.apis.config_checks import ConfigInputError
 from direct_pretrain.apis.testing import build_test_config, parse_test_args
 from direct_pretrain.apis.training import build_train_config, parse_train_args
@@ -82,3 +82,21 @@ def test_eval_selects_coco_metrics(configs, tmp_path):
 def test_auto_scale_lr_flag(configs):
     cfg = build_train_config(parse_train_args([configs[0], '--auto-scale-lr']))
     assert cfg.auto_scale_lr.enable is True and cfg.auto_scale_lr.base_batch_size == 8
+
+
+def test_crafted_checkpoint_never_executes_through_the_tools(configs, tmp_path):
+    """A .pth whose unpickling would create a file: test.py and train.py (load_from) refuse
+    it naming the type, and the file is never created."""
+    import torch
+
+    target = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': Payload(str(target))}, evil)
+    for cmd in ([osp.join(TOOLS, 'test.py'), configs[1], str(evil), '--work-dir', str(tmp_path / 'wd_test')],
+                [osp.join(TOOLS, 'train.py'), configs[1], '--work-dir', str(tmp_path / 'wd_train'), '--cfg-options',
+                 f'load_from={evil}']):
+        proc = subprocess.run([PYTHON, *cmd], cwd=tmp_path, env=python_env(), capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode != 0
+        assert 'UnsafeCheckpointError' in proc.stderr and 'system' in proc.stderr, proc.stderr[-2000:]
+        assert not target.exists()

@@ -262,9 +262,9 @@ class LoadImageReduced(BaseTransform):
             # The decoder disagrees with the header (e.g. it ignored the EXIF orientation).
             # Trust the decoder, as the stock loader does, and redo it at full size.
             if not self._warned_fallback:
-                logger.warning('%s: %s decoded to %s, header says %s at 1/%d; decoding at full size instead '
-                               '(further cases are not reported)', type(self).__name__, path, img.shape[:2],
-                               expected, reduction)
+                logger.warning('%s: %s decoded to %s, header says %s at 1/%d; using a full-size decode and its '
+                               'shape instead (further cases are not reported)', type(self).__name__, path,
+                               img.shape[:2], expected, reduction)
                 self._warned_fallback = True
             if reduction > 1:
                 img = _as_bgr_uint8(self._decode_jpeg(data, path, 1), path)

@@ -187,3 +187,14 @@ def test_pillow_and_cv2_agree(big_jpeg):
     assert np.abs(a['img'].astype(np.int16) - b['img']).mean() < 2.0
     buf = io.BytesIO()
     Image.fromarray(a['img']).save(buf, 'PNG')  # a real 3-channel uint8 image
+
+
+@pytest.mark.parametrize('hint, reduction', [((100, 75), 1), ((1600, 1200), 4), ((16000, 12000), 4)])
+def test_size_hint_only_saves_work(big_jpeg, hint, reduction):
+    """The annotation file's width/height may skip the header parse when it rules a reduction
+    out; shapes always come from the file itself, so a wrong hint never corrupts them."""
+    path, _ = big_jpeg
+    out = LoadImageReduced(scale=(400, 400))(data_info(path, width=hint[0], height=hint[1]))
+    assert out['decode_reduction'] == reduction
+    assert out['ori_shape'] == (1200, 1600)
+    assert out['img'].shape[:2] == (1200 // reduction, 1600 // reduction)
