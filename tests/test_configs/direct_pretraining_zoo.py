@@ -16,7 +16,7 @@ from mmengine.config import Config
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from conftest import REPO_ROOT
+from dp_test_utils import REPO_ROOT
 
 __all__ = ['CONFIG_DIR', 'MMDET_CONFIGS', 'Pair', 'PAIRS', 'ARMS', 'ALL_CONFIGS', 'load_cfg', 'built',
            'built_backbone_norms', 'shrink_sampling', 'fake_batch']

@@ -11,7 +11,7 @@ import re
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from dp_test_utils import REPO_ROOT
 from direct_pretraining_zoo import ALL_CONFIGS, ARMS, CONFIG_DIR, MMDET_CONFIGS, PAIRS, load_cfg
 
 PAIR_IDS = [p.name for p in PAIRS]
