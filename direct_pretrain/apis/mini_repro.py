@@ -4,7 +4,8 @@ Why: the paper's claim is about compute - pre-train the whole detector at low re
 where an image is cheap, then fine-tune briefly at high resolution - so the question is
 asked against two from-scratch baselines on the same data and machine:
 
-- (a) direct pretrain (192x192 crops) -> finetune (480x320), the main job's toy pair;
+- (a) direct pretrain (192x192 crops) -> finetune (480x320), the main job's toy pair
+  (the finetune validated after each epoch; training unchanged);
 - (b) the same finetune config and budget, from scratch (no ``load_from``, backbone BN
   trainable, nothing frozen);
 - (c) from scratch at 480x320 for (a)'s total training budget, matched in wall-clock.
@@ -51,11 +52,11 @@ class Arm:
 ARMS: Tuple[Arm, ...] = (
     Arm('a', 'direct pretrain 192x192 -> finetune 480x320',
         (('pretrain', _TOY + 'mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'),
-         ('finetune', _TOY + 'mask-rcnn_r18_fpn_1xb2-direct-finetune_toy.py'))),
+         ('finetune', _TOY + 'mask-rcnn_r18_fpn_1xb2-direct-finetune-val_toy.py'))),
     Arm('b', "finetune only, from scratch ((a)'s finetune config and budget)",
         (('scratch', _TOY + 'mask-rcnn_r18_fpn_1xb2-scratch-2e_toy.py'), )),
     Arm('c', "from scratch at 480x320 for (a)'s total wall-clock",
-        (('scratch', _TOY + 'mask-rcnn_r18_fpn_1xb2-scratch-4e_toy.py'), )),
+        (('scratch', _TOY + 'mask-rcnn_r18_fpn_1xb2-scratch-5e_toy.py'), )),
 )
 
 

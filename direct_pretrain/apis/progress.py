@@ -4,8 +4,8 @@ Why: mmengine prints an ETA inside one training run, but a chained job runs seve
 child processes of very different cost (a cheap low-resolution pretrain, an expensive
 high-resolution fine-tune), and nothing says how long the *job* has left. Each stage gets
 a planned relative cost estimated from its config - training passes over the data times
-pixels per training image - and the seconds the finished stages took per cost unit turn
-the remaining plan into an ETA. The first estimate appears after the first stage that
+the square root of the pixels per training image - and the seconds the finished stages
+took per cost unit turn the remaining plan into an ETA. The first estimate appears after the first stage that
 actually ran; later stages refine it.
 """
 import logging
@@ -54,10 +54,14 @@ def _pixels(pipeline: Sequence[dict]) -> Optional[float]:
 
 
 def estimate_train_cost(config: Union[str, Config]) -> Optional[float]:
-    """Relative cost of training ``config``: epochs x dataset repeats x pixels per image.
+    """Relative cost of training ``config``: epochs x dataset repeats x sqrt(pixels per image).
 
-    Comparable between stages that train on the same dataset (the chain's case); None
-    when the config is not epoch-based or has no recognisable scale / crop size.
+    The cost of a detector image grows sub-linearly with its pixels (RPN sampling and the
+    RoI heads cost about the same per image at any size): on 2 CPU cores the toy pair's
+    192x192 pretrain took 0.13 s/image and its 480x320 finetune 0.25 s/image, for 4.2x the
+    pixels, i.e. ~ pixels^0.47. Comparable between stages that train on the same dataset
+    (the chain's case); None when the config is not epoch-based or has no recognisable
+    scale / crop size.
     """
     try:
         cfg = Config.fromfile(config) if isinstance(config, str) else config
@@ -70,7 +74,7 @@ def estimate_train_cost(config: Union[str, Config]) -> Optional[float]:
         return None
     if not epochs or not pixels:
         return None
-    return float(epochs) * repeat * pixels
+    return float(epochs) * repeat * pixels**0.5
 
 
 class StageProgress:

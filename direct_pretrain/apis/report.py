@@ -155,8 +155,9 @@ def format_report(summaries: Sequence[StageSummary], notes: Sequence[str], plots
              'Stages, in order: ' + ', '.join(f'{s.name} (`{s.work_dir}`)' for s in summaries) + '.', '',
              '## Training', '', format_training_table(summaries), '',
              'Wall time: training only (validation excluded, resumed segments added), measured by '
-             'ResourceStatsHook ("est.": estimated from the logged iteration times); images/s = images trained on / that wall time; peak RSS = the training '
-             'process (dataloader workers not included); peak GPU = mmengine `memory` (CUDA only).', '',
+             'ResourceStatsHook ("est.": estimated from the logged iteration times); images/s = images trained '
+             'on / that wall time; peak RSS = the training process (dataloader workers not included); peak GPU = '
+             'mmengine `memory` (CUDA only).', '',
              '### Final losses (last logged value)', '', format_loss_table(summaries), '']
     metrics = format_metrics_table(summaries)
     parts += ['## Evaluation (COCO)', '', metrics if metrics else 'No test metrics found.', '']

@@ -8,7 +8,6 @@ import os.path as osp
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env
