@@ -41,6 +41,16 @@ def test_dist_train_two_processes_on_gloo(tmp_path, tiny_coco_root, repo_root):
     lines = [json.loads(line) for line in scalars[-1].read_text().splitlines()]
     assert [line['iter'] for line in lines if 'loss' in line] == [1, 2, 3, 4]
 
+    # ./dist_test.sh on the same two processes evaluates the checkpoint
+    env = python_env()
+    env['PORT'] = str(free_port())
+    metrics = tmp_path / 'metrics.json'
+    proc = subprocess.run([osp.join(repo_root, 'dist_test.sh'), pre_cfg, str(work_dir / 'epoch_1.pth'), '2',
+                           '--eval', 'bbox', '--metrics-out', str(metrics), '--work-dir', str(tmp_path / 'test')],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert 'coco/bbox_mAP' in json.loads(metrics.read_text())
+
 
 @pytest.mark.parametrize('how', ['raise', 'exit'])
 def test_a_dying_rank_ends_the_job_with_its_error(tmp_path, tiny_coco_root, repo_root, how):
