@@ -1,5 +1,6 @@
 """TimmBackbone: timm models as mmdet backbones, offline, with BN swap and frozen stages."""
 import pytest
+import timm  # a hard dependency of the test environment (tools/setup_env.sh installs it)
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -9,8 +10,6 @@ from direct_pretrain.models.backbones import TimmBackbone
 from direct_pretrain.models.layers import SyncBatchNormActAnyBackend, SyncBatchNormAnyBackend
 from mmdet.registry import MODELS
 from model_test_utils import assert_pyramid, changed, single_torch_thread, train_steps  # noqa: F401
-
-timm = pytest.importorskip('timm')
 
 
 @pytest.fixture(autouse=True)
