@@ -10,8 +10,10 @@ import multiprocessing as mp
 from multiprocessing import context as mp_context
 from typing import Sequence, Tuple
 
+import numpy as np
+
 __all__ = ['BadImageError', 'AnnotationFrameError', 'SkipCounter', 'aspect_crop_size', 'check_aspect_range',
-           'check_annotation_frame']
+           'check_annotation_frame', 'compose_homography', 'keep_instances']
 
 # Annotation keys whose coordinates follow the image.
 FRAME_KEYS = ('gt_bboxes', 'gt_masks', 'gt_seg_map')
@@ -140,3 +142,22 @@ def check_annotation_frame(results: dict, owner: str) -> None:
             f'LoadImageReduced decoded the image at 1/{reduction}. Fix: load them inside the loader, '
             f"LoadImageReduced(load_annotations=dict(type='LoadAnnotations', ...)), instead of a "
             f'separate LoadAnnotations step after it.')
+
+
+def compose_homography(results: dict, matrix: np.ndarray) -> None:
+    """Left-multiply ``results['homography_matrix']`` by ``matrix`` (mmdet convention), so
+    predictions can be mapped back through every geometric step."""
+    previous = results.get('homography_matrix', None)
+    results['homography_matrix'] = matrix if previous is None else matrix @ previous
+
+
+def keep_instances(results: dict, keep: np.ndarray) -> None:
+    """Keep only the instances where ``keep`` is True, in boxes, labels, ignore flags,
+    instance ids and masks alike, so they stay aligned after a crop drops some."""
+    results['gt_bboxes'] = results['gt_bboxes'][keep]
+    for key in ('gt_bboxes_labels', 'gt_ignore_flags', 'gt_instances_ids'):
+        if results.get(key, None) is not None:
+            results[key] = results[key][keep]
+    masks = results.get('gt_masks', None)
+    if masks is not None and not keep.all():
+        results['gt_masks'] = masks[keep.nonzero()[0]]

@@ -15,7 +15,8 @@ from mmcv.transforms.utils import cache_randomness
 
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
-from ._common import aspect_crop_size, check_annotation_frame, check_aspect_range
+from ._common import (aspect_crop_size, check_annotation_frame, check_aspect_range, compose_homography,
+                      keep_instances)
 
 __all__ = ['AspectRatioCrop']
 
@@ -119,10 +120,9 @@ class AspectRatioCrop(BaseTransform):
 
         results['img'] = img[y1:y2, x1:x2]
         results['img_shape'] = (crop_h, crop_w)
-        results['aspect_crop_bbox'] = np.array([x1, y1, x2, y2], dtype=np.int64)
-        translate = np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], dtype=np.float32)
-        previous = results.get('homography_matrix', None)
-        results['homography_matrix'] = translate if previous is None else translate @ previous
+        window = np.array([x1, y1, x2, y2], dtype=np.int64)
+        results['aspect_crop_bbox'] = window
+        compose_homography(results, np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], dtype=np.float32))
 
         if boxes is not None:
             had_boxes = len(boxes) > 0
@@ -131,15 +131,9 @@ class AspectRatioCrop(BaseTransform):
             keep = ((boxes.widths > 0) & (boxes.heights > 0)).numpy()  # some area left in the window
             if had_boxes and not keep.any() and not self.allow_negative_crop:
                 return None
-            results['gt_bboxes'] = boxes[keep]
-            for key in ('gt_bboxes_labels', 'gt_ignore_flags', 'gt_instances_ids'):
-                if results.get(key, None) is not None:
-                    results[key] = results[key][keep]
-            if results.get('gt_masks', None) is not None:
-                results['gt_masks'] = results['gt_masks'][keep.nonzero()[0]].crop(
-                    np.array([x1, y1, x2, y2], dtype=np.int64))
-        elif results.get('gt_masks', None) is not None:
-            results['gt_masks'] = results['gt_masks'].crop(np.array([x1, y1, x2, y2], dtype=np.int64))
+            keep_instances(results, keep)
+        if results.get('gt_masks', None) is not None:
+            results['gt_masks'] = results['gt_masks'].crop(window)
         if results.get('gt_seg_map', None) is not None:
             results['gt_seg_map'] = results['gt_seg_map'][y1:y2, x1:x2]
         return results

@@ -20,15 +20,9 @@ from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from mmdet.structures.mask import PolygonMasks
-from ._common import check_annotation_frame
+from ._common import check_annotation_frame, compose_homography, keep_instances
 
 __all__ = ['DirectPretrainResizeCrop']
-
-
-def _compose(results: dict, matrix: np.ndarray) -> None:
-    """Left-multiply ``results['homography_matrix']`` by ``matrix`` (mmdet convention)."""
-    previous = results.get('homography_matrix', None)
-    results['homography_matrix'] = matrix if previous is None else matrix @ previous
 
 
 @TRANSFORMS.register_module()
@@ -193,7 +187,7 @@ class DirectPretrainResizeCrop(BaseTransform):
         results['scale'] = target
         results['keep_ratio'] = True
         results['scale_factor'] = (prev_w * step_w, prev_h * step_h)
-        _compose(results, np.array([[step_w, 0, 0], [0, step_h, 0], [0, 0, 1]], dtype=np.float32))
+        compose_homography(results, np.array([[step_w, 0, 0], [0, step_h, 0], [0, 0, 1]], dtype=np.float32))
         if results.get('gt_bboxes', None) is not None:
             results['gt_bboxes'].rescale_((step_w, step_h))
             if self.bbox_clip_border:
@@ -219,7 +213,7 @@ class DirectPretrainResizeCrop(BaseTransform):
         if (crop_h, crop_w) != (height, width):
             results['img'] = img[y1:y2, x1:x2]
         results['img_shape'] = (crop_h, crop_w)
-        _compose(results, np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], dtype=np.float32))
+        compose_homography(results, np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], dtype=np.float32))
         boxes = results.get('gt_bboxes', None)
         window = np.array([x1, y1, x2, y2], dtype=np.int64)
         whole = (crop_h, crop_w) == (height, width)  # nothing to cut: skip the mask crop
@@ -230,15 +224,10 @@ class DirectPretrainResizeCrop(BaseTransform):
             keep = boxes.is_inside((crop_h, crop_w)).numpy()
             if len(keep) and not keep.any() and not self.allow_negative_crop:
                 return None
-            results['gt_bboxes'] = boxes[keep]
-            for key in ('gt_bboxes_labels', 'gt_ignore_flags', 'gt_instances_ids'):
-                if results.get(key, None) is not None:
-                    results[key] = results[key][keep]
+            keep_instances(results, keep)
             if results.get('gt_masks', None) is not None:
-                masks = results['gt_masks']
-                if not keep.all():
-                    masks = masks[keep.nonzero()[0]]
-                results['gt_masks'] = masks if whole else masks.crop(window)
+                if not whole:
+                    results['gt_masks'] = results['gt_masks'].crop(window)
                 if self.recompute_bbox:
                     results['gt_bboxes'] = results['gt_masks'].get_bboxes(type(results['gt_bboxes']))
         elif results.get('gt_masks', None) is not None and not whole:
@@ -255,7 +244,7 @@ class DirectPretrainResizeCrop(BaseTransform):
             return
         height, width = results['img'].shape[:2]
         results['img'] = mmcv.imflip(results['img'], direction='horizontal')
-        _compose(results, np.array([[-1, 0, width], [0, 1, 0], [0, 0, 1]], dtype=np.float32))
+        compose_homography(results, np.array([[-1, 0, width], [0, 1, 0], [0, 0, 1]], dtype=np.float32))
         if results.get('gt_bboxes', None) is not None:
             results['gt_bboxes'].flip_((height, width), 'horizontal')
         if results.get('gt_masks', None) is not None:
