@@ -54,9 +54,8 @@ def _run(cmd: List[str]) -> float:
     return time.time() - start
 
 
-def _train_stage(name: str, config: str, work_dir: str, extra: Sequence[str],
+def _train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: Sequence[str],
                  progress: Optional[StageProgress] = None) -> StageResult:
-    cfg = Config.fromfile(config)
     final = osp.join(work_dir, final_checkpoint_name(cfg))
     if osp.isfile(final):
         logger.info('%s: %s exists, skipping', name, final)
@@ -76,6 +75,23 @@ def _train_stage(name: str, config: str, work_dir: str, extra: Sequence[str],
     if progress:
         progress.finish(name, wall, status)
     return StageResult(name, status, wall, final)
+
+
+def _test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_metrics: Sequence[str],
+                progress: StageProgress) -> StageResult:
+    """``tools/test.py`` with ``--metrics-out``; skipped when its metrics are newer than the checkpoint."""
+    metrics_file = osp.join(work_dir, 'test_metrics.json')
+    if osp.isfile(metrics_file) and osp.getmtime(metrics_file) >= osp.getmtime(checkpoint):
+        logger.info('%s: %s is up to date, skipping', name, metrics_file)
+        status, wall = 'skipped', 0.0
+    else:
+        status = 'ran'
+        progress.start(name)
+        wall = _run([sys.executable, _tool('test.py'), config, checkpoint, '--work-dir', work_dir,
+                     '--eval', *eval_metrics, '--metrics-out', metrics_file])
+    progress.finish(name, wall, status)
+    with open(metrics_file) as f:
+        return StageResult(name, status, wall, metrics_file, json.load(f))
 
 
 def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[str] = None,
@@ -103,27 +119,16 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
         return osp.join(work_root or 'work_dirs', name)
 
     pre_dir, ft_dir = work_dir(pretrain_config), work_dir(finetune_config)
-    progress = StageProgress([('pretrain', estimate_train_cost(pretrain_config)),
-                              ('finetune', estimate_train_cost(finetune_config)), ('test', None)], 'chain')
-    results = [_train_stage('pretrain', pretrain_config, pre_dir, pretrain_args, progress)]
+    pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
+    progress = StageProgress([('pretrain', estimate_train_cost(pre_cfg)),
+                              ('finetune', estimate_train_cost(ft_cfg)), ('test', None)], 'chain')
+    results = [_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pretrain_args, progress)]
     load_from = results[0].output
-    finetune = _train_stage('finetune', finetune_config, ft_dir,
+    finetune = _train_stage('finetune', finetune_config, ft_cfg, ft_dir,
                             ['--cfg-options', f'load_from={load_from}', *finetune_args], progress)
     results.append(finetune)
 
-    metrics_file = osp.join(ft_dir, 'test_metrics.json')
-    if osp.isfile(metrics_file) and osp.getmtime(metrics_file) >= osp.getmtime(finetune.output):
-        logger.info('test: %s is up to date, skipping', metrics_file)
-        status, wall = 'skipped', 0.0
-    else:
-        status = 'ran'
-        progress.start('test')
-        wall = _run([sys.executable, _tool('test.py'), finetune_config, finetune.output, '--work-dir', ft_dir,
-                     '--eval', *eval_metrics, '--metrics-out', metrics_file])
-    progress.finish('test', wall, status)
-    with open(metrics_file) as f:
-        metrics = json.load(f)
-    results.append(StageResult('test', status, wall, metrics_file, metrics))
+    results.append(_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress))
     with open(osp.join(ft_dir, 'chain_results.json'), 'w') as f:
         json.dump([asdict(r) for r in results], f, indent=1)
     if make_report:

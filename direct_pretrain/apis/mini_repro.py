@@ -17,14 +17,16 @@ and the arms are compared in one table (wall time, mAP, the pretrain / finetune 
 per image) with loss and mAP plots on a shared wall-clock axis.
 """
 import json
+import functools
 import logging
 import os
 import os.path as osp
-import sys
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .chain import REPO_ROOT, StageResult, _run, _tool, _train_stage
+from mmengine.config import Config
+
+from .chain import REPO_ROOT, StageResult, _test_stage, _train_stage
 from .progress import StageProgress, estimate_train_cost
 from .report import METRIC_SUFFIXES, RunReport, StageSummary, format_duration, write_report
 
@@ -77,31 +79,20 @@ class ArmResult:
         return self.summaries[-1].metrics
 
 
+@functools.lru_cache(maxsize=None)
+def _load_config(config: str) -> Config:
+    """Each arm config is parsed once, for the plan's estimate and for its stage."""
+    return Config.fromfile(osp.join(REPO_ROOT, config))
+
+
 def _config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
-
-
-def _test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_metrics: Sequence[str],
-                progress: StageProgress) -> StageResult:
-    """``tools/test.py`` with ``--metrics-out``; skipped when its metrics are newer than the checkpoint."""
-    metrics_file = osp.join(work_dir, 'test_metrics.json')
-    if osp.isfile(metrics_file) and osp.getmtime(metrics_file) >= osp.getmtime(checkpoint):
-        status, wall = 'skipped', 0.0
-    else:
-        status = 'ran'
-        progress.start(name)
-        wall = _run([sys.executable, _tool('test.py'), config, checkpoint, '--work-dir', work_dir,
-                     '--eval', *eval_metrics, '--metrics-out', metrics_file])
-    progress.finish(name, wall, status)
-    with open(metrics_file) as f:
-        return StageResult(name, status, wall, metrics_file, json.load(f))
 
 
 def _plan(arms: Sequence[Arm]) -> List[Tuple[str, Optional[float]]]:
     plan: List[Tuple[str, Optional[float]]] = []
     for arm in arms:
-        plan += [(f'{arm.key}/{stage}', estimate_train_cost(osp.join(REPO_ROOT, config)))
-                 for stage, config in arm.stages]
+        plan += [(f'{arm.key}/{stage}', estimate_train_cost(_load_config(config))) for stage, config in arm.stages]
         plan.append((f'{arm.key}/test', None))
     return plan
 
@@ -115,7 +106,7 @@ def _run_arm(arm: Arm, work_root: str, out_dir: str, eval_metrics: Sequence[str]
         extra = list(train_args)
         if results:  # the next stage starts from the previous stage's whole detector
             extra = ['--cfg-options', f'load_from={results[-1].output}', *extra]
-        results.append(_train_stage(f'{arm.key}/{stage}', config, work_dir, extra, progress))
+        results.append(_train_stage(f'{arm.key}/{stage}', config, _load_config(config), work_dir, extra, progress))
         work_dirs.append(work_dir)
     results.append(_test_stage(f'{arm.key}/test', arm.stages[-1][1], results[-1].output, work_dirs[-1],
                                eval_metrics, progress))

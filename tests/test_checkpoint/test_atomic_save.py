@@ -1,6 +1,5 @@
 """Checkpoint writes are atomic, and --resume never picks a partial file."""
 import os
-import os.path as osp
 import signal
 import subprocess
 import textwrap
