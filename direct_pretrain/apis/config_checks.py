@@ -7,7 +7,7 @@ before anything is written.
 """
 import logging
 import os.path as osp
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
@@ -133,9 +133,3 @@ def check_test_inputs(cfg: Config, checkpoint: str) -> None:
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise ConfigInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py.')
     check_dataset_paths(cfg, ('test_dataloader', ))
-
-
-def list_metric_names(cfg: Config) -> List[str]:
-    evaluator = cfg.get('test_evaluator') or {}
-    metric = evaluator.get('metric', []) if isinstance(evaluator, dict) else []
-    return [metric] if isinstance(metric, str) else list(metric)
