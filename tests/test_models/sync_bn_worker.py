@@ -79,6 +79,9 @@ def main(argv: List[str]) -> None:
         results['ddp'] = run_ddp_case(cases['ddp'], rank)
         results['too_small'] = run_too_small_case(rank)
         torch.save(results, f'{out_dir}/rank{rank}.pt')
+        # Both ranks leave their last collective before either tears the group down: a rank
+        # that closes its gloo sockets while the peer is still in one aborts the peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
