@@ -7,7 +7,8 @@ recipe's resize / crop / flip / pad step as one unit. See ``docs/pipeline.md``.
 from ._common import AnnotationFrameError, BadImageError, SkipCounter, aspect_crop_size
 from .aspect_ratio_crop import AspectRatioCrop
 from .direct_pretrain_resize_crop import DirectPretrainResizeCrop
+from .load_image_from_file_or_skip import LoadImageFromFileOrSkip
 from .load_image_reduced import LoadImageReduced
 
 __all__ = ['AnnotationFrameError', 'AspectRatioCrop', 'BadImageError', 'DirectPretrainResizeCrop',
-           'LoadImageReduced', 'SkipCounter', 'aspect_crop_size']
+           'LoadImageFromFileOrSkip', 'LoadImageReduced', 'SkipCounter', 'aspect_crop_size']

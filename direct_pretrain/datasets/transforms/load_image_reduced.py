@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
+from ..bad_image_log import record_bad_image
 from ._common import BadImageError, SkipCounter, aspect_crop_size, check_aspect_range
 
 __all__ = ['LoadImageReduced']
@@ -168,6 +169,8 @@ class LoadImageReduced(BaseTransform):
         self.on_bad_image = on_bad_image
         self.backend_args = None if backend_args is None else dict(backend_args)
         self.skip_counter = SkipCounter()
+        #: Set by ``BadImageCountHook`` to ``<work_dir>/bad_images.jsonl``; None records nothing.
+        self.bad_image_log: Optional[str] = None
         self._warned_skip = False
         self._warned_fallback = False
 
@@ -280,6 +283,8 @@ class LoadImageReduced(BaseTransform):
             raise BadImageError(path, f'file could not be read ({err})') from err
         if not data:
             raise BadImageError(path, 'file is empty')
+        if _is_jpeg(data) and _jpeg_truncated(data):  # decoders fill the missing part with grey
+            raise BadImageError(path, 'truncated JPEG (no end-of-image marker after its last scan)')
         return data
 
     # ------------------------------------------------------------------ annotations
@@ -302,6 +307,7 @@ class LoadImageReduced(BaseTransform):
     # ------------------------------------------------------------------ main
     def _skip(self, err: BadImageError) -> None:
         self.skip_counter.increment()
+        record_bad_image(self.bad_image_log, err.path, err.reason)
         if not self._warned_skip:
             logger.warning('%s (skipped; on_bad_image=%r. Later skips in this process are logged at DEBUG; '
                            'BadImageCountHook reports per-epoch totals)', err, self.on_bad_image)

@@ -5,6 +5,8 @@ run resumed from ``epoch_N.pth`` draws different augmentations and RoI samples t
 uninterrupted run would have. Seeding python, numpy and torch from (seed, epoch, rank)
 at every epoch start - and the dataloader workers from the torch seed the main process
 hands them - makes epoch N+1 identical whether or not the run was killed in between.
+The worker init also makes each worker die with the training process (Linux
+``PR_SET_PDEATHSIG``), so a killed run leaves no orphaned worker behind.
 """
 import random
 
@@ -14,6 +16,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import FUNCTIONS
 
 from mmdet.registry import HOOKS
+from ...utils.process_lifetime import die_with_parent
 
 __all__ = ['EpochSeedHook', 'seed_worker_from_torch']
 
@@ -21,7 +24,9 @@ __all__ = ['EpochSeedHook', 'seed_worker_from_torch']
 @FUNCTIONS.register_module()
 def seed_worker_from_torch(worker_id: int) -> None:
     """Dataloader ``worker_init_fn``: seed python and numpy from the worker's torch seed,
-    which torch derives from the main process's generator when the workers start."""
+    which torch derives from the main process's generator when the workers start, and
+    have the kernel kill the worker when the training process dies (SIGKILL or SIGTERM)."""
+    die_with_parent()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
