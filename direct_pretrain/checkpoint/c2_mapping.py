@@ -4,7 +4,7 @@ Why tables instead of regex rename chains: every target key gets exactly one nam
 source blob (or is synthesised, e.g. the running statistics of an AffineChannel turned
 BatchNorm), so the converter can prove the renaming is one-to-one and report the source
 of every key. The tables are generated per component (ResNet body, FPN, RPN, box head,
-mask head, RetinaNet head) from a :class:`C2Arch`; stage/block counts come from
+mask head, keypoint head, RetinaNet head) from a :class:`C2Arch`; stage/block counts come from
 ``mmdet``'s ``ResNet.arch_settings`` so they cannot drift from the model.
 
 Detectron naming (stage ``S`` = 2..5 -> mmdet ``layer{S-1}``, block ``B``)::
@@ -16,8 +16,8 @@ Detectron naming (stage ``S`` = 2..5 -> mmdet ``layer{S-1}``, block ``B``)::
 The :class:`C2Arch` is either parsed from a Detectron-style name (``R-50``,
 ``X-101-32x8d``, ``mask_rcnn_R-101-FPN``, ``e2e_faster_rcnn_R-50-C4_1x``) or inferred
 from the blob names - depth from block counts, groups/width from the grouped 3x3 shape,
-GN vs AffineChannel, FPN vs C4, RetinaNet, Cascade, mask head - failing loudly when the
-blobs are ambiguous.
+GN vs AffineChannel, FPN vs C4, RetinaNet, Cascade, mask head, keypoint head - failing
+loudly when the blobs are ambiguous.
 """
 import logging
 import re
@@ -29,8 +29,9 @@ from mmdet.models.backbones.resnet import Bottleneck, ResNet
 from .detectron_errors import DetectronArchError
 
 __all__ = [
-    'C2Arch', 'Rule', 'Synth', 'MappingTable', 'KNOWN_LEFTOVERS', 'DETECTRON_RETINANET_RATIOS',
-    'parse_arch', 'infer_arch', 'build_mapping', 'unsupported_reason', 'resnet_block_counts'
+    'C2Arch', 'Rule', 'Synth', 'MappingTable', 'KNOWN_LEFTOVERS', 'KEYPOINT_FIXED_BLOBS',
+    'DETECTRON_RETINANET_RATIOS', 'parse_arch', 'infer_arch', 'build_mapping', 'unsupported_reason',
+    'resnet_block_counts'
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,17 @@ KNOWN_LEFTOVERS: Tuple[str, ...] = ('fc1000_w', 'fc1000_b', 'pred_w', 'pred_b', 
 #: (``RETINANET.ASPECT_RATIOS: (1.0, 2.0, 0.5)``; the code default is (0.5, 1.0, 2.0)).
 DETECTRON_RETINANET_RATIOS: Tuple[float, ...] = (1.0, 2.0, 0.5)
 
+#: Keypoint R-CNN blobs that are constants, not weights: ``kps_score`` is Detectron's
+#: ``BilinearInterpolation`` (a transposed conv with the fixed FCN bilinear kernel, excluded
+#: from training), saved with the model. ``KeypointRCNNHead(upsample_method='caffe2_bilinear')``
+#: computes the same upsampling itself; the converter checks the blobs hold that kernel.
+KEYPOINT_FIXED_BLOBS: Tuple[str, ...] = ('kps_score_w', 'kps_score_b')
+
+# Blobs outside the chosen architecture that belong to a known but different component.
 _UNSUPPORTED = (
-    (re.compile(r'^conv_fcn\d+_'), 'keypoint head (mmdet 3.x has no Keypoint R-CNN head)'),
-    (re.compile(r'^kps_'), 'keypoint head (mmdet 3.x has no Keypoint R-CNN head)'),
+    (re.compile(r'^_\[pose\]_'), 'keypoint head on res5 (Detectron ResNet conv5 pose head: unsupported)'),
+    (re.compile(r'^conv_fcn\d+_'), 'keypoint head (convert with a keypoint_rcnn_<backbone>-FPN arch)'),
+    (re.compile(r'^kps_'), 'keypoint head (convert with a keypoint_rcnn_<backbone>-FPN arch)'),
 )
 
 
@@ -83,7 +92,8 @@ class C2Arch:
             (stride on the 3x3: ResNeXt, GN). Not encoded in the blobs. Defaults to 'caffe'.
         norm (str): Backbone norm, ``'affine'`` (frozen AffineChannel) or ``'gn'``.
         detector (str): ``'backbone'`` (ImageNet file) or one of ``faster_rcnn``,
-            ``mask_rcnn``, ``retinanet``, ``cascade_rcnn``. Defaults to 'backbone'.
+            ``mask_rcnn``, ``retinanet``, ``cascade_rcnn``, ``keypoint_rcnn``. Defaults to
+            'backbone'.
         body (str): ``'fpn'`` or ``'c4'`` for detectors, ``'none'`` for backbones.
         fpn_norm (str): ``'none'`` or ``'gn'``. Defaults to 'none'.
         box_head (str): ``'2fc'``, ``'4conv1fc'`` or ``'res5'`` (C4). Defaults to '2fc'.
@@ -91,6 +101,8 @@ class C2Arch:
         mask_convs (int): Mask head 3x3 convs (4 for FPN, 0 for C4). Defaults to 4.
         retina_convs (int): RetinaNet tower depth. Defaults to 4.
         cascade_stages (int): Cascade R-CNN stages. Defaults to 3.
+        keypoint_convs (int): Keypoint head 3x3 convs ``conv_fcn1..N``
+            (``KRCNN.NUM_STACKED_CONVS``). Defaults to 8.
         retina_ratios (tuple[float]): Source RetinaNet aspect ratios in Detectron's
             (octave-outer, ratio-inner) anchor order.
         retina_scales_per_octave (int): Source RetinaNet scales per octave. Defaults to 3.
@@ -108,6 +120,7 @@ class C2Arch:
     mask_convs: int = 4
     retina_convs: int = 4
     cascade_stages: int = 3
+    keypoint_convs: int = 8
     retina_ratios: Tuple[float, ...] = DETECTRON_RETINANET_RATIOS
     retina_scales_per_octave: int = 3
 
@@ -139,7 +152,8 @@ class C2Arch:
         return dict(name=self.name, depth=self.depth, groups=self.groups, base_width=self.base_width,
                     style=self.style, norm=self.norm, detector=self.detector, body=self.body,
                     fpn_norm=self.fpn_norm, box_head=self.box_head, head_norm=self.head_norm,
-                    mask_convs=self.mask_convs, retina_ratios=list(self.retina_ratios),
+                    mask_convs=self.mask_convs, keypoint_convs=self.keypoint_convs,
+                    retina_ratios=list(self.retina_ratios),
                     retina_scales_per_octave=self.retina_scales_per_octave)
 
 
@@ -147,7 +161,7 @@ class C2Arch:
 # Parsing names
 # ----------------------------------------------------------------------------------------------
 _NAME_RE = re.compile(
-    r'^(?:e2e_)?(?:(?P<detector>faster_rcnn|mask_rcnn|retinanet|cascade_rcnn)_)?'
+    r'^(?:e2e_)?(?:(?P<detector>faster_rcnn|mask_rcnn|retinanet|cascade_rcnn|keypoint_rcnn)_)?'
     r'(?P<kind>[RX])-(?P<depth>\d+)(?:-(?P<groups>\d+)x(?P<width>\d+)d)?(?:-IN5k)?(?P<gn>-GN)?'
     r'(?:-(?P<body>FPN|C4))?(?:-IN5k)?(?P<suffix>(?:_[\w.]+)*)$', re.IGNORECASE)
 
@@ -157,7 +171,7 @@ def parse_arch(name: str) -> C2Arch:
 
     Accepted: ImageNet backbones ``R-50``, ``R-101``, ``R-152``, ``X-101-32x8d``,
     ``X-101-64x4d``, ``X-152-32x8d-IN5k``, ``R-50-GN``, ``R-101-GN`` and detectors
-    ``{faster_rcnn|mask_rcnn|retinanet|cascade_rcnn}_{backbone}-{FPN|C4}``, optionally
+    ``{faster_rcnn|mask_rcnn|retinanet|cascade_rcnn|keypoint_rcnn}_{backbone}-{FPN|C4}``, optionally
     with Detectron's ``e2e_`` prefix, ``-IN5k`` before or after the body, and
     ``_1x``/``_2x``/``_gn`` suffixes (``_gn`` = GN everywhere). Stride placement follows
     Detectron's convention: caffe for MSRA ResNets, pytorch for ResNeXt and GN.
@@ -169,7 +183,8 @@ def parse_arch(name: str) -> C2Arch:
     if match is None:
         raise DetectronArchError(
             f'cannot parse architecture {name!r}: expected e.g. R-50, X-101-32x8d, R-50-GN, '
-            'faster_rcnn_R-50-FPN, mask_rcnn_R-101-C4, retinanet_R-50-FPN, cascade_rcnn_R-50-FPN '
+            'faster_rcnn_R-50-FPN, mask_rcnn_R-101-C4, retinanet_R-50-FPN, cascade_rcnn_R-50-FPN, '
+            'keypoint_rcnn_R-50-FPN '
             "(or 'auto' to infer it from the blobs)")
     depth = int(match['depth'])
     resnet_block_counts(depth)  # validates the depth
@@ -189,6 +204,8 @@ def parse_arch(name: str) -> C2Arch:
         raise DetectronArchError(f'{name!r}: Detectron RetinaNet models are FPN models')
     if detector == 'cascade_rcnn' and body != 'fpn':
         raise DetectronArchError(f'{name!r}: only FPN Cascade R-CNN is supported')
+    if detector == 'keypoint_rcnn' and body != 'fpn':
+        raise DetectronArchError(f'{name!r}: only FPN Keypoint R-CNN (roi_pose_head_v1convX) is supported')
     if gn and body == 'c4':
         raise DetectronArchError(f'{name!r}: Detectron has no GN C4 models')
     arch = C2Arch(depth=depth, groups=groups, base_width=base_width,
@@ -205,11 +222,11 @@ def parse_arch(name: str) -> C2Arch:
 # ----------------------------------------------------------------------------------------------
 # Inferring from blobs
 # ----------------------------------------------------------------------------------------------
-def _count_indexed(names: Iterable[str], template: str) -> int:
-    """Number of consecutive indices i (from ``template.format(i)``) present in names."""
+def _count_indexed(names: Iterable[str], template: str, start: int = 0) -> int:
+    """Number of consecutive indices i >= ``start`` (from ``template.format(i)``) present in names."""
     present = set(names)
     count = 0
-    while template.format(count) in present:
+    while template.format(start + count) in present:
         count += 1
     return count
 
@@ -274,7 +291,8 @@ def infer_arch(shapes: Mapping[str, Sequence[int]], cfg_value: Optional[Callable
     box = 'cls_score_w' in names
     cascade = 'cls_score_2_w' in names
     mask = 'mask_fcn_logits_w' in names
-    if not (retina or fpn or rpn_fpn or rpn_c4 or box or mask):
+    keypoint = 'kps_score_lowres_w' in names
+    if not (retina or fpn or rpn_fpn or rpn_c4 or box or mask or keypoint):
         return arch  # an ImageNet backbone
     if retina and (rpn_fpn or rpn_c4 or box):
         other = (rpn_fpn or rpn_c4 or ['cls_score_w'])[0]
@@ -299,7 +317,16 @@ def infer_arch(shapes: Mapping[str, Sequence[int]], cfg_value: Optional[Callable
                 'Cascade Mask R-CNN (cls_score_2_w and mask_fcn_logits_w): the Detectron-Cascade fork has one '
                 "mask head, mmdet's CascadeRoIHead one per stage; convert the boxes with --arch "
                 'cascade_rcnn_<backbone>-FPN --allow-unused')
-        detector = 'cascade_rcnn' if cascade else ('mask_rcnn' if mask else 'faster_rcnn')
+        if keypoint and (mask or cascade):
+            other = 'mask_fcn_logits_w' if mask else 'cls_score_2_w'
+            raise DetectronArchError(f'keypoint head (kps_score_lowres_w) together with {other}: a combined '
+                                     'Mask/Cascade + Keypoint R-CNN is not supported; pass --arch explicitly and '
+                                     '--allow-unused to convert part of it')
+        if keypoint and not rpn_fpn:
+            raise DetectronArchError('keypoint head (kps_score_lowres_w) on a C4 body: only FPN Keypoint R-CNN '
+                                     'is supported')
+        detector = 'cascade_rcnn' if cascade else ('mask_rcnn' if mask else
+                                                   ('keypoint_rcnn' if keypoint else 'faster_rcnn'))
         if not box:
             raise DetectronArchError('RPN blobs without a box head (an RPN-only model): unsupported')
 
@@ -316,7 +343,8 @@ def infer_arch(shapes: Mapping[str, Sequence[int]], cfg_value: Optional[Callable
                    head_norm='gn' if head_gn else 'none',
                    mask_convs=(mask_plain or mask_gn) if mask else (0 if body == 'c4' else 4),
                    retina_convs=_count_indexed(names, 'retnet_cls_conv_n{}_fpn3_w') or 4,
-                   cascade_stages=3 if 'cls_score_3_w' in names else (2 if cascade else 3))
+                   cascade_stages=3 if 'cls_score_3_w' in names else (2 if cascade else 3),
+                   keypoint_convs=_count_indexed(names, 'conv_fcn{}_w', start=1) if keypoint else 8)
     if detector == 'retinanet':
         ratios = lookup('RETINANET.ASPECT_RATIOS')
         scales = lookup('RETINANET.SCALES_PER_OCTAVE')
@@ -464,6 +492,18 @@ def _mask_head(rules: List[Rule], arch: C2Arch) -> None:
     rules.append(Rule('mask_fcn_logits_b', f'{dst}.conv_logits.bias', 'mask_fg'))
 
 
+def _keypoint_head(rules: List[Rule], arch: C2Arch) -> None:
+    """``roi_pose_head_v1convX`` convs and the ``kps_score_lowres`` transposed conv.
+
+    Caffe2's ConvTranspose weight is (in, out, k, k), as torch's ``ConvTranspose2d``; the
+    fixed ``kps_score`` upsampling has no target (see :data:`KEYPOINT_FIXED_BLOBS`).
+    """
+    dst = 'roi_head.keypoint_head'
+    for i in range(arch.keypoint_convs):
+        _conv(rules, f'conv_fcn{i + 1}', f'{dst}.convs.{i}.conv')
+    _conv(rules, 'kps_score_lowres', f'{dst}.score_lowres')
+
+
 def _retina_head(rules: List[Rule], arch: C2Arch) -> None:
     for i in range(arch.retina_convs):  # weights shared over levels, defined on P3
         _conv(rules, f'retnet_cls_conv_n{i}_fpn3', f'bbox_head.cls_convs.{i}.conv')
@@ -496,4 +536,6 @@ def build_mapping(arch: C2Arch) -> MappingTable:
         _box_head(rules, arch, '', 'roi_head.bbox_head')
     if arch.detector == 'mask_rcnn':
         _mask_head(rules, arch)
+    if arch.detector == 'keypoint_rcnn':
+        _keypoint_head(rules, arch)
     return MappingTable(arch, rules, synths)

@@ -15,6 +15,10 @@ statistics, the dropped momentum, ignored leftovers, and every meaning-changing 
 * Softmax classes: Detectron's background is row 0, mmdet's is last -> ``cls_score``
   row 0 moves to the end; ``bbox_pred`` drops its 4 background rows (class-agnostic
   ``(8, C)`` keeps rows 4:8); ``mask_fcn_logits`` drops channel 0.
+* Keypoint R-CNN: ``conv_fcn1..N`` and ``kps_score_lowres`` are copied (Caffe2 and torch
+  transposed convs share the (in, out, k, k) layout); ``kps_score_w/b``, Detectron's fixed
+  bilinear upsampling, are checked to be that kernel and listed as ``fixed_blobs`` - the
+  head's ``upsample_method='caffe2_bilinear'`` computes them.
 * RetinaNet: the per-anchor channel blocks of ``retnet_{cls,bbox}_pred`` are permuted
   from Detectron's octave-outer/ratio-inner order to mmdet's ratio-outer/octave-inner
   order (``AnchorGenerator`` with ``scale_major=True``), so converted weights work with
@@ -33,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .c2_mapping import (KNOWN_LEFTOVERS, C2Arch, MappingTable, build_mapping, infer_arch, parse_arch,
-                         unsupported_reason)
+from .c2_mapping import (KEYPOINT_FIXED_BLOBS, KNOWN_LEFTOVERS, C2Arch, MappingTable, build_mapping, infer_arch,
+                         parse_arch, unsupported_reason)
 from .detectron_errors import (DetectronArchError, MappingConflictError, MissingTargetError, ShapeMismatchError,
                                UnmappedBlobsError)
 from .detectron_pickle import DetectronBlobs, load_detectron_blobs
@@ -71,6 +75,8 @@ class ConversionReport:
         edits (list[str]): Meaning-changing edits (background rows, anchor order, BN identity).
         momentum_dropped (list[str]): ``*_momentum`` blobs removed while reading.
         ignored_leftovers (list[str]): Known unused blobs (ImageNet classifier, ``conv1_b``).
+        fixed_blobs (list[str]): Constant blobs the target computes itself, checked to hold
+            the expected values (Keypoint R-CNN's bilinear ``kps_score_w/b``).
         unsupported (dict[str, str]): Blob -> why this converter does not support it.
         unused_source (list[str]): Other blobs no rule consumed.
         missing_target (list[str]): Targets no blob filled (table or model side).
@@ -85,6 +91,7 @@ class ConversionReport:
     edits: List[str] = field(default_factory=list)
     momentum_dropped: List[str] = field(default_factory=list)
     ignored_leftovers: List[str] = field(default_factory=list)
+    fixed_blobs: List[str] = field(default_factory=list)
     unsupported: Dict[str, str] = field(default_factory=dict)
     unused_source: List[str] = field(default_factory=list)
     missing_target: List[str] = field(default_factory=list)
@@ -109,7 +116,8 @@ class ConversionReport:
                 f'{len(self.momentum_dropped)} momentum blobs dropped, {len(self.ignored_leftovers)} leftovers '
                 f'ignored {self.ignored_leftovers}, {len(self.unsupported)} unsupported, '
                 f'{len(self.unused_source)} unused, {len(self.missing_target)} missing, '
-                f'{len(self.shape_mismatches)} shape mismatches')
+                f'{len(self.shape_mismatches)} shape mismatches'
+                + (f', fixed blobs checked {self.fixed_blobs}' if self.fixed_blobs else ''))
 
     def table(self) -> str:
         """One line per target: ``target <- source [kind] shape``."""
@@ -274,6 +282,8 @@ def plan_conversion(shapes: Mapping[str, Sequence[int]], arch: C2Arch,
         reason = unsupported_reason(name)
         if name in KNOWN_LEFTOVERS:
             report.ignored_leftovers.append(name)
+        elif name in KEYPOINT_FIXED_BLOBS and arch.detector == 'keypoint_rcnn':
+            report.fixed_blobs.append(name)
         elif reason:
             report.unsupported[name] = reason
         else:
@@ -298,6 +308,27 @@ def _compare_with_target(report: ConversionReport, target: Union[nn.Module, Mapp
             report.shape_mismatches.append(f'{key}: converted {produced[key]} from {report.source_of[key]} vs '
                                            f'target {shape}')
     report.unexpected_target = sorted(set(produced) - set(expected))
+
+
+def _check_fixed_blobs(blobs: DetectronBlobs, names: Sequence[str]) -> None:
+    """Keypoint R-CNN's ``kps_score_w/b`` must be the bilinear kernel the head reproduces."""
+    from ..models.roi_heads.keypoint_heads import bilinear_upsample_kernel  # not at import: models import us
+    if 'kps_score_w' in names:
+        weight = np.asarray(blobs.blobs['kps_score_w'], dtype=np.float32)
+        if weight.ndim != 4 or weight.shape[0] != weight.shape[1] or weight.shape[2] != weight.shape[3] \
+                or weight.shape[2] % 2:
+            raise ShapeMismatchError(f'{blobs.source}: kps_score_w {weight.shape} is not a (K, K, 2s, 2s) '
+                                     'upsampling kernel')
+        expected = np.zeros_like(weight)
+        expected[np.arange(len(weight)), np.arange(len(weight))] = bilinear_upsample_kernel(weight.shape[2] // 2)
+        if not np.allclose(weight, expected, atol=1e-6):
+            raise DetectronArchError(
+                f'{blobs.source}: kps_score_w is not the fixed bilinear upsampling kernel of Detectron\'s '
+                'BilinearInterpolation, so the heatmaps were upsampled differently; the keypoint head cannot '
+                'reproduce this model')
+    if 'kps_score_b' in names and np.abs(np.asarray(blobs.blobs['kps_score_b'])).max(initial=0) > 1e-6:
+        raise DetectronArchError(f'{blobs.source}: kps_score_b is not zero: not Detectron\'s fixed bilinear '
+                                 'upsampling; the keypoint head cannot reproduce this model')
 
 
 def _hint(blobs: DetectronBlobs, arch: C2Arch) -> str:
@@ -345,6 +376,7 @@ def convert_detectron(source: Union[str, BinaryIO, DetectronBlobs, Dict[str, Any
     _, report, perm = plan_conversion(shapes, arch, retina_target_ratios)
     report.source_file, report.layout = blobs.source, blobs.layout
     report.momentum_dropped = list(blobs.momentum)
+    _check_fixed_blobs(blobs, report.fixed_blobs)
     if target is not None:
         _compare_with_target(report, target)
 

@@ -162,17 +162,6 @@ def test_cascade_stages_and_agnostic_rows():
     assert sum('class-agnostic' in e for e in report.edits) == 6
 
 
-def test_keypoint_weights_are_reported_unsupported():
-    blobs = materialize(detectron_shapes('keypoint_rcnn_R-50-FPN'), seed=6)
-    with pytest.raises(UnmappedBlobsError, match=r'18 blobs of an unsupported keypoint head'):
-        convert_detectron(blobs)
-    state, report = convert_detectron(blobs, allow_unused=True)
-    assert set(report.unsupported) == {n for n in blobs if n.startswith(('conv_fcn', 'kps_'))}
-    assert all('keypoint' in reason for reason in report.unsupported.values())
-    assert report.arch['detector'] == 'faster_rcnn' and not report.ok
-    assert not any(k.startswith('roi_head.keypoint') for k in state)
-
-
 def test_unknown_and_missing_blobs_are_errors_unless_allowed(r50_blobs):
     blobs = dict(r50_blobs)
     blobs['my_extra_w'] = np.zeros(3, np.float32)
