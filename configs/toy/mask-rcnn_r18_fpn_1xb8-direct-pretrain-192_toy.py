@@ -45,3 +45,6 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.0),
     clip_grad=dict(max_norm=35, norm_type=2))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+# The base's hooks plus NonFiniteLossHook: a NaN/inf loss stops the run before the optimizer
+# step (one error line naming the iteration and the last good checkpoint).
+custom_hooks = [dict(type='EpochSeedHook'), dict(type='ResourceStatsHook'), dict(type='NonFiniteLossHook')]

@@ -13,3 +13,9 @@ optim_wrapper = dict(
 # lr 0.08 is for 8 GPUs x 8 images; `tools/train.py --auto-scale-lr` rescales it for other
 # world sizes or batch sizes.
 auto_scale_lr = dict(enable=False, base_batch_size=64)
+
+# A NaN/inf loss (reported for RetinaNet warmup with some seeds) stops the run at that
+# iteration, before the optimizer step, naming the last good checkpoint and the command that
+# resumes from it with a lower LR or another seed; checkpoints with NaN weights are never
+# written. Skip-and-count instead: --cfg-options custom_hooks.0.action=skip custom_hooks.0.max_skips=K
+custom_hooks = [dict(type='NonFiniteLossHook')]
