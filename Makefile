@@ -9,7 +9,7 @@ env:
 	bash tools/setup_env.sh
 
 demo: env
-	$(PY) tools/run_chain.py --toy-data
+	.venv/bin/dp-chain --toy-data
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)

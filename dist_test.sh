@@ -6,4 +6,4 @@ if [ $# -lt 3 ]; then
     echo "usage: $0 CONFIG CHECKPOINT GPUS [tools/test.py args...]" >&2
     exit 2
 fi
-exec "$(dirname "${BASH_SOURCE[0]}")/tools/dist_launch.sh" test.py "$3" "$1" "$2" "${@:4}"
+exec "$(dirname "${BASH_SOURCE[0]}")/tools/dist_launch.sh" test "$3" "$1" "$2" "${@:4}"

@@ -6,4 +6,4 @@ if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG GPUS [tools/train.py args...]" >&2
     exit 2
 fi
-exec "$(dirname "${BASH_SOURCE[0]}")/tools/dist_launch.sh" train.py "$2" "$1" "${@:3}"
+exec "$(dirname "${BASH_SOURCE[0]}")/tools/dist_launch.sh" train "$2" "$1" "${@:3}"

@@ -1,15 +1,27 @@
 """direct_pretrain: direct detection pre-training as an MMDetection 3.x plugin.
 
-Importing the package registers all of its modules into MMDetection's registries and
-makes mmengine's checkpoint loading work under torch >= 2.6 with ``weights_only``
-kept on (see :mod:`direct_pretrain.checkpoint.safe_load`) and its local file writes
-atomic (see :mod:`direct_pretrain.checkpoint.atomic_save`).
+Importing the package (what ``custom_imports=dict(imports=['direct_pretrain'])`` does)
+registers its modules into MMDetection's registries, the ``atomic_local`` file backend
+and the ``detectron://`` checkpoint scheme into mmengine's, and the ``direct_pretrain::``
+config scope, so that ``_base_ = 'direct_pretrain::toy/<config>.py'`` resolves like
+``mmdet::``. None of these changes what a config does not select.
+
+The one behaviour it changes: mmengine's loading of local checkpoints goes through a
+``weights_only=True`` loader that allow-lists exactly what mmengine checkpoints hold
+(:mod:`direct_pretrain.checkpoint.safe_load`); without it, mmengine 0.10.7 cannot load its
+own checkpoints under torch >= 2.6 (resume, ``load_from``, testing).
+
+The chain, the reports (matplotlib) and the command-line tools are not imported here;
+import :mod:`direct_pretrain.chain`, :mod:`direct_pretrain.report` or
+:mod:`direct_pretrain.cli` where they are needed.
 """
+from mmengine.config.utils import MODULE2PACKAGE
+
 from .version import __version__
-from .checkpoint import install_atomic_checkpoint_saving, install_safe_checkpoint_loading
+from .checkpoint import install_safe_checkpoint_loading
 
 install_safe_checkpoint_loading()
-install_atomic_checkpoint_saving()
+MODULE2PACKAGE.setdefault('direct_pretrain', 'direct_pretrain')  # the direct_pretrain:: config scope
 
 from . import apis, checkpoint, datasets, engine, models  # noqa: E402,F401  (registers modules)
 

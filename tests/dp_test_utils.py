@@ -21,9 +21,10 @@ class Payload:
 
 
 def python_env() -> dict:
-    """Environment for child processes: the repo on PYTHONPATH, one thread per process."""
+    """Environment for child processes: one thread per process. The package is imported
+    from its installation (``pip install -e .`` in the project's venv), never from a
+    PYTHONPATH entry, so the tests see what a user sees."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
     env.setdefault('OMP_NUM_THREADS', '1')
     return env
 
@@ -40,22 +41,38 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def write_tiny_stage_configs(folder: str, data_root: str, pretrain_epochs: int = 1,
-                             finetune_epochs: int = 1) -> tuple:
+                             finetune_epochs: int = 1, scoped: bool = False) -> tuple:
     """Stage configs that inherit the toy pair and point it at ``data_root``, small and fast.
+
+    With ``scoped`` they inherit ``direct_pretrain::toy/...`` (the installed configs), as
+    another project would, instead of the checkout's files.
 
     Returns (pretrain config path, finetune config path).
     """
     os.makedirs(folder, exist_ok=True)
     root = data_root.rstrip('/') + '/'
+    bases = [f'direct_pretrain::toy/{osp.basename(c)}' if scoped else c for c in (TOY_PRETRAIN, TOY_FINETUNE)]
     pre = osp.join(folder, 'tiny_pretrain.py')
     with open(pre, 'w') as f:
-        f.write(f'_base_ = {TOY_PRETRAIN!r}\n' + _DATA_OVERRIDES.format(
+        f.write(f'_base_ = {bases[0]!r}\n' + _DATA_OVERRIDES.format(
             root=root, epochs=pretrain_epochs,
             train_dataset='dataset=dict(times=1, dataset=dict(data_root=data_root))'))
     ft = osp.join(folder, 'tiny_finetune.py')
     with open(ft, 'w') as f:
-        f.write(f'_base_ = {TOY_FINETUNE!r}\n' + _DATA_OVERRIDES.format(
+        f.write(f'_base_ = {bases[1]!r}\n' + _DATA_OVERRIDES.format(
             root=root, epochs=finetune_epochs, train_dataset='dataset=dict(data_root=data_root)') +
             f'pretrain_config = {pre!r}\nload_from = None\n'
             'param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=2)]\n')
     return pre, ft
+
+
+def table_rows(markdown: str) -> list:
+    """The cells (stripped) of every Markdown table row in ``markdown``, header and separator
+    rows included; column padding does not matter."""
+    return [[cell.strip() for cell in line.strip().strip('|').split('|')]
+            for line in markdown.splitlines() if line.strip().startswith('|')]
+
+
+def has_row(markdown: str, *cells: str) -> bool:
+    """Whether a table row of ``markdown`` starts with ``cells``."""
+    return any(row[:len(cells)] == list(cells) for row in table_rows(markdown))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Shared torchrun launcher of dist_train.sh / dist_test.sh: tools/dist_launch.sh TOOL GPUS [TOOL args...]
+# TOOL is a module of direct_pretrain.cli (train, test), run from the installed package.
 # Honours NNODES, NODE_RANK, MASTER_ADDR, PORT, and PYTHON (default: the repo's .venv when
 # no virtual environment is active). Without CUDA, GPUS processes run on gloo.
 set -euo pipefail
@@ -10,13 +11,12 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
 fi
 
-PYTHONPATH="$ROOT":${PYTHONPATH:-} \
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" \
     --node_rank="${NODE_RANK:-0}" \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --nproc_per_node="$GPUS" \
     --master_port="${PORT:-29500}" \
-    "$ROOT/tools/$TOOL" \
+    --module "direct_pretrain.cli.$TOOL" \
     "${@:3}" \
     --launcher pytorch

@@ -1,27 +1,7 @@
-"""Generate the embedded toy COCO dataset: ``python tools/make_toy_coco.py [ROOT] [--num-train N] ...``"""
-import argparse
-import logging
+"""Generate the embedded toy COCO dataset: a checkout wrapper of ``direct_pretrain.cli.make_toy_coco`` (installed as ``dp-make-toy-coco``)."""
+import sys
 
-from direct_pretrain.datasets.toy_coco import ToyCocoSpec, generate_toy_coco
-
-
-def main() -> None:
-    defaults = ToyCocoSpec()
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('root', nargs='?', default='data/toy_coco', help='output folder (default data/toy_coco)')
-    parser.add_argument('--num-train', type=int, default=defaults.num_train)
-    parser.add_argument('--num-val', type=int, default=defaults.num_val)
-    parser.add_argument('--min-long-side', type=int, default=defaults.min_long_side)
-    parser.add_argument('--max-long-side', type=int, default=defaults.max_long_side)
-    parser.add_argument('--max-objects', type=int, default=defaults.max_objects)
-    parser.add_argument('--seed', type=int, default=defaults.seed)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    spec = ToyCocoSpec(num_train=args.num_train, num_val=args.num_val, min_long_side=args.min_long_side,
-                       max_long_side=args.max_long_side, max_objects=args.max_objects, seed=args.seed)
-    for split, path in generate_toy_coco(args.root, spec).items():
-        print(f'{split}: {path}')
-
+from direct_pretrain.cli.make_toy_coco import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -18,7 +18,8 @@ WHEEL_CACHE=${DP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/direct_pretrain/wh
 
 TORCH_SPEC="torch==2.11.0 torchvision==0.26.0"
 MMCV_VERSION=2.1.0
-STACK_SPEC="mmengine==0.10.7 mmdet==3.3.0 timm pycocotools numpy>=2 tensorboard pytest"
+# seaborn + pandas: mmdet's own analysis tools (analyze_logs.py plot_curve) import them.
+STACK_SPEC="mmengine==0.10.7 mmdet==3.3.0 timm pycocotools numpy>=2 tensorboard pytest terminaltables seaborn pandas"
 # The stamp changes whenever the pinned stack or the package's dependencies change.
 STAMP_TEXT="$TORCH_SPEC mmcv==$MMCV_VERSION $STACK_SPEC $(cat "$ROOT/setup.py" 2>/dev/null | md5sum)"
 
@@ -45,13 +46,29 @@ log "installing build tools and $TORCH_SPEC"
 # shellcheck disable=SC2086
 "${PIP[@]}" install $TORCH_SPEC
 
-if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
+# mmcv's CUDA ops are compiled when nvcc and a CUDA torch that sees a GPU are present, or with
+# DP_CUDA_OPS=1 (then TORCH_CUDA_ARCH_LIST names the target, e.g. 9.0); DP_CUDA_OPS=0 never.
+# shellcheck source=tools/cuda_build_env.sh
+. "$ROOT/tools/cuda_build_env.sh"
+CUDA_OPS=$(dp_cuda_ops_wanted "$PY")
+MMCV_CHECK="import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'"
+if [ "$CUDA_OPS" = 1 ]; then
+    MMCV_CHECK="$MMCV_CHECK; assert 'not available' not in mmcv.ops.get_compiling_cuda_version()"
+fi
+if ! "$PY" -c "$MMCV_CHECK" 2>/dev/null; then
     KEY=$("$PY" -c "import sys, torch; print(f'cp{sys.version_info.major}{sys.version_info.minor}-torch{torch.__version__}-cuda{torch.version.cuda}')")
+    BUILD_NOTE="about 9 min on 2 cores"
+    if [ "$CUDA_OPS" = 1 ]; then
+        dp_cuda_build_env "$PY" || exit 1
+        # A CPU-only wheel is never reused where CUDA ops are wanted, nor one for another GPU.
+        KEY="$KEY-cudaops-$DP_CUDA_ARCH_TAG"
+        BUILD_NOTE="with CUDA ops, about 23 min on 2 cores"
+    fi
     DEST="$WHEEL_CACHE/$KEY"
     mkdir -p "$DEST"
     WHEEL=$(ls "$DEST"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
     if [ -z "$WHEEL" ]; then
-        log "compiling mmcv $MMCV_VERSION with ops for $KEY (about 9 min on 2 cores)"
+        log "compiling mmcv $MMCV_VERSION with ops for $KEY ($BUILD_NOTE)"
         BUILD_DIR=$(mktemp -d)
         # --no-build-isolation: with isolation pip builds against a fresh torch and
         # silently drops the ops. --no-cache-dir: pip's cache ignores the torch version.
@@ -63,6 +80,8 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
     else
         log "reusing cached $WHEEL"
     fi
+    # A CPU-only mmcv of the same version would otherwise count as installed.
+    "${PIP[@]}" uninstall -y mmcv >/dev/null 2>&1 || true
     "${PIP[@]}" install "$WHEEL"
 fi
 

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Shared srun launcher of slurm_train.sh / slurm_test.sh:
-#   tools/slurm_launch.sh PARTITION JOB_NAME TOOL [TOOL args...]
+#   tools/slurm_launch.sh PARTITION JOB_NAME TOOL [TOOL args...]   (TOOL: train or test, direct_pretrain.cli)
 # Env: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PARTITION=$1
 JOB_NAME=$2
 TOOL=$3
@@ -13,7 +12,6 @@ CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 
 # shellcheck disable=SC2086
-PYTHONPATH="$ROOT":${PYTHONPATH:-} \
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" \
     --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
-    "${PYTHON:-python}" -u "$ROOT/tools/$TOOL" "${@:4}" --launcher=slurm
+    "${PYTHON:-python}" -u -m "direct_pretrain.cli.$TOOL" "${@:4}" --launcher=slurm

@@ -6,4 +6,4 @@ if [ $# -lt 4 ]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py args...]" >&2
     exit 2
 fi
-exec "$(dirname "${BASH_SOURCE[0]}")/slurm_launch.sh" "$1" "$2" test.py "$3" "$4" "${@:5}"
+exec "$(dirname "${BASH_SOURCE[0]}")/slurm_launch.sh" "$1" "$2" test "$3" "$4" "${@:5}"

@@ -6,4 +6,4 @@ if [ $# -lt 4 ]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [tools/train.py args...]" >&2
     exit 2
 fi
-exec "$(dirname "${BASH_SOURCE[0]}")/slurm_launch.sh" "$1" "$2" train.py "$3" --work-dir="$4" "${@:5}"
+exec "$(dirname "${BASH_SOURCE[0]}")/slurm_launch.sh" "$1" "$2" train "$3" --work-dir="$4" "${@:5}"

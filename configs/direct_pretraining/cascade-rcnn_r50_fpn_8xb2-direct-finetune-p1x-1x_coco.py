@@ -16,3 +16,7 @@ model = dict(
         init_cfg=None))  # every weight comes from load_from; no ImageNet download
 
 custom_hooks = [dict(type='LoadFromCheckHook')]
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

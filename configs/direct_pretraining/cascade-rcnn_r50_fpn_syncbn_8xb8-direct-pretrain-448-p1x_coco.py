@@ -17,3 +17,7 @@ model = dict(
         norm_cfg=dict(type='SyncBNAnyBackend', requires_grad=True),
         zero_init_residual=False,  # as published
         init_cfg=None))  # random init: no ImageNet weights
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

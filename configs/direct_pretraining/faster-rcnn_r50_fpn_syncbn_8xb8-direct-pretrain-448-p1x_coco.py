@@ -19,3 +19,7 @@ model = dict(
         init_cfg=None),  # random init: no ImageNet weights
     # The published 4conv1fc box head (no norm), kept by the fine-tune.
     roi_head=dict(bbox_head=dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=256)))
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

@@ -18,3 +18,7 @@ model = dict(
     roi_head=dict(bbox_head=dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=256)))
 
 custom_hooks = [dict(type='LoadFromCheckHook')]
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

@@ -24,3 +24,7 @@ param_scheduler = [
 # and the decay exclusions come from the base.
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
 custom_hooks = [dict(type='LoadFromCheckHook')]
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

@@ -18,3 +18,7 @@ model = dict(
 # The published fine-tune used the generic 1x schedule (lr 0.02), not mmdet's RetinaNet 0.01.
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 custom_hooks = [dict(type='LoadFromCheckHook')]
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

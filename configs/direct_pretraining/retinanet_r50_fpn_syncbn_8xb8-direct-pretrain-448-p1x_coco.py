@@ -21,3 +21,7 @@ model = dict(
 # Published RetinaNet setting: half the two-stage lr and a longer warmup.
 param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=1000)]
 optim_wrapper = dict(optimizer=dict(lr=0.04))
+
+# Checkpoints and last_checkpoint are written atomically (a kill mid-write never leaves a
+# partial file under its final name): the package's atomic_local file backend.
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))

@@ -7,12 +7,15 @@ before anything is written.
 """
 import logging
 import os.path as osp
-from typing import Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 
-__all__ = ['ConfigInputError', 'check_config_file', 'check_dataset_paths', 'check_load_from',
-           'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name', 'validate_training_data']
+from ..utils import iter_leaf_datasets
+
+__all__ = ['ConfigInputError', 'SCOPE_PREFIX', 'installed_configs_dir', 'resolve_config_path', 'check_dataset_paths',
+           'check_load_from', 'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name',
+           'validate_training_data']
 
 logger = logging.getLogger(__name__)
 
@@ -21,42 +24,47 @@ class ConfigInputError(ValueError):
     """A config or command-line value points at something that does not exist or is invalid."""
 
 
-def check_config_file(path: str) -> None:
-    if not osp.isfile(path):
-        raise ConfigInputError(f'config file {path!r} does not exist; pass the path of a .py config '
-                               '(e.g. one under configs/).')
+SCOPE_PREFIX = 'direct_pretrain::'
+
+
+def installed_configs_dir() -> str:
+    """The configs installed with the package (``direct_pretrain/.mim/configs``, like mmdet's)."""
+    return osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim', 'configs')
+
+
+def resolve_config_path(path: str) -> str:
+    """``path`` itself when it is a file; else ``direct_pretrain::<name>`` or a bare
+    ``<name>`` (e.g. ``toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py``) under the
+    installed configs, so the tools work from any directory.
+
+    Raises:
+        ConfigInputError: neither exists.
+    """
+    if osp.isfile(path):
+        return path
+    name = path[len(SCOPE_PREFIX):] if path.startswith(SCOPE_PREFIX) else path
+    installed = osp.join(installed_configs_dir(), name)
+    if not osp.isabs(name) and osp.isfile(installed):
+        return installed
+    raise ConfigInputError(f'config file {path!r} does not exist; pass the path of a .py config, or the name of '
+                           f'an installed one relative to {installed_configs_dir()} (e.g. '
+                           "'direct_pretrain::toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py').")
 
 
 def _resolve(path: str, data_root: str) -> str:
     return path if osp.isabs(path) or not data_root else osp.join(data_root, path)
 
 
-def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, ConfigDict]]:
-    """Yield (loader name, leaf dataset cfg), unwrapping Repeat/Concat/ClassBalanced wrappers."""
-    for loader in loaders:
-        loader_cfg = cfg.get(loader)
-        if not loader_cfg or 'dataset' not in loader_cfg:
-            continue
-        stack = [loader_cfg['dataset']]
-        while stack:
-            ds = stack.pop()
-            if 'datasets' in ds:
-                stack.extend(ds['datasets'])
-            elif 'dataset' in ds:
-                stack.append(ds['dataset'])
-            else:
-                yield loader, ds
-
-
 def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
     """Data root, annotation file and image folder of every dataset in ``loaders`` exist."""
-    for loader, ds in _datasets(cfg, loaders):
+    for key, ds in iter_leaf_datasets(cfg, loaders):
+        loader = key.split('.')[0]
         data_root = ds.get('data_root') or ''
         if data_root and not osp.isdir(data_root):
             raise ConfigInputError(
                 f'{loader}: data_root {data_root!r} does not exist. Download or generate the dataset '
                 '(the toy set: python tools/make_toy_coco.py <root>), or set it with '
-                f'--cfg-options {loader}.dataset.data_root=<path>.')
+                f'--cfg-options {key}.data_root=<path>.')
         ann_file = ds.get('ann_file') or ''
         if ann_file:
             full = _resolve(ann_file, data_root)
@@ -79,7 +87,8 @@ def validate_training_data(cfg: Config) -> list:
     """
     from ..datasets.coco_validation import DatasetValidationError, validate_coco_dataset
     reports = []
-    for loader, ds in _datasets(cfg, ('train_dataloader', )):
+    for key, ds in iter_leaf_datasets(cfg, ('train_dataloader', )):
+        loader = key.split('.')[0]
         ann_file = ds.get('ann_file') or ''
         if not ann_file.endswith('.json'):
             continue

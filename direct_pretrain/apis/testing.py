@@ -1,42 +1,22 @@
-"""``tools/test.py``: MMDetection 3.3's test entry point plus the original ``--eval``.
+"""Testing as plain functions: build the validated test config, then evaluate.
 
-Flags follow mmdet's tool (``--work-dir``, ``--out``, ``--show``, ``--show-dir``,
-``--wait-time``, ``--tta``, ``--cfg-options``, ``--launcher``). ``--eval bbox segm``
-selects the COCO metrics as the original release did; ``--metrics-out`` writes the
-returned metrics as JSON for scripts.
+The semantics are those of MMDetection 3.3's ``tools/test.py`` (``--out``, ``--show``,
+``--show-dir``, ``--tta``, ...); ``eval_metrics`` selects the COCO metrics as the original
+release's ``--eval bbox segm`` did, and the returned metrics can be written as JSON for
+reports. Argument parsing lives in :mod:`direct_pretrain.cli.test`.
 """
-import argparse
 import copy
-import json
 import os
 import warnings
-from typing import Dict, List, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
-from .training import add_common_args, load_config
+from .training import load_config
 
-__all__ = ['COCO_METRICS', 'parse_test_args', 'build_test_config', 'test']
+__all__ = ['COCO_METRICS', 'build_test_config', 'test']
 
 COCO_METRICS = ('bbox', 'segm', 'proposal', 'proposal_fast')
-
-
-def parse_test_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
-    parser.add_argument('--eval', nargs='+', metavar='METRIC',
-                        help=f'COCO metrics to evaluate, any of {", ".join(COCO_METRICS)} (e.g. --eval bbox segm)')
-    parser.add_argument('--metrics-out', help='write the evaluated metrics to this JSON file')
-    parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='save painted images under work_dir/timestamp/show_dir')
-    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip)')
-    add_common_args(parser)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
 
 
 def _apply_tta(cfg: Config) -> None:
@@ -45,9 +25,8 @@ def _apply_tta(cfg: Config) -> None:
         cfg.tta_model = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
                                                               max_per_img=100))
     if 'tta_pipeline' not in cfg:
-        dataset = cfg.test_dataloader.dataset
-        while 'dataset' in dataset:
-            dataset = dataset['dataset']
+        from ..utils import leaf_dataset
+        _, dataset = leaf_dataset(cfg, 'test_dataloader')
         pipeline = copy.deepcopy(dataset.pipeline)
         pipeline[-1] = dict(type='TestTimeAug', transforms=[
             [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
@@ -59,28 +38,59 @@ def _apply_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
-def build_test_config(args: argparse.Namespace) -> Config:
+def build_test_config(config: str,
+                      checkpoint: str,
+                      work_dir: Optional[str] = None,
+                      cfg_options: Optional[Dict[str, Any]] = None,
+                      launcher: str = 'none',
+                      eval_metrics: Optional[Sequence[str]] = None,
+                      out: Optional[str] = None,
+                      show: bool = False,
+                      show_dir: Optional[str] = None,
+                      wait_time: float = 2,
+                      tta: bool = False) -> Config:
+    """The config a test run uses, validated before anything is written.
+
+    Args:
+        config (str): Config file path.
+        checkpoint (str): Checkpoint to evaluate (becomes ``load_from``).
+        work_dir (str, optional): Work dir; defaults as in mmdet's test tool.
+        cfg_options (dict, optional): ``key=value`` overrides merged into the config.
+        launcher (str): Job launcher. Defaults to 'none'.
+        eval_metrics (Sequence[str], optional): COCO metrics (``bbox``, ``segm``, ...)
+            replacing the test evaluator's. Defaults to the config's.
+        out (str, optional): ``.pkl`` file for the raw predictions (checked here).
+        show (bool): Show painted predictions. Defaults to False.
+        show_dir (str, optional): Save painted predictions there.
+        wait_time (float): Interval of ``show`` in seconds. Defaults to 2.
+        tta (bool): Flip test-time augmentation. Defaults to False.
+
+    Raises:
+        ConfigInputError: the config, checkpoint, a dataset path or an option is unusable.
+    """
+    from argparse import Namespace
+
     from mmdet.engine.hooks.utils import trigger_visualization_hook
 
     from .config_checks import ConfigInputError, check_test_inputs
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise ConfigInputError(f'--out {args.out!r}: predictions are dumped as a pickle; use a .pkl file name.')
-    cfg = load_config(args.config, args)
-    if args.eval:
-        unknown = [m for m in args.eval if m not in COCO_METRICS]
+    if out is not None and not out.endswith(('.pkl', '.pickle')):
+        raise ConfigInputError(f'--out {out!r}: predictions are dumped as a pickle; use a .pkl file name.')
+    cfg = load_config(config, work_dir, cfg_options, launcher)
+    if eval_metrics:
+        unknown = [m for m in eval_metrics if m not in COCO_METRICS]
         if unknown:
             raise ConfigInputError(f'--eval: unknown metric(s) {", ".join(unknown)}; choose from '
                                    f'{", ".join(COCO_METRICS)}.')
         evaluator = cfg.get('test_evaluator')
         if not isinstance(evaluator, dict) or evaluator.get('type') != 'CocoMetric':
             raise ConfigInputError('--eval selects CocoMetric metrics, but test_evaluator in '
-                                   f'{args.config} is not a single CocoMetric.')
-        evaluator.metric = list(args.eval)
-    check_test_inputs(cfg, args.checkpoint)
-    cfg.load_from = args.checkpoint
-    if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
-    if args.tta:
+                                   f'{config} is not a single CocoMetric.')
+        evaluator.metric = list(eval_metrics)
+    check_test_inputs(cfg, checkpoint)
+    cfg.load_from = checkpoint
+    if show or show_dir:
+        cfg = trigger_visualization_hook(cfg, Namespace(show=show, show_dir=show_dir, wait_time=wait_time))
+    if tta:
         _apply_tta(cfg)
     return cfg
 
@@ -99,8 +109,9 @@ def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = No
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     metrics = runner.test()
     if metrics_out and runner.rank == 0:
+        from mmengine.fileio import dump
         os.makedirs(os.path.dirname(os.path.abspath(metrics_out)), exist_ok=True)
-        with open(metrics_out + '.tmp', 'w') as f:
-            json.dump({k: float(v) if isinstance(v, (int, float)) else str(v) for k, v in metrics.items()}, f, indent=1)
+        dump({k: float(v) if isinstance(v, (int, float)) else str(v) for k, v in metrics.items()},
+             metrics_out + '.tmp', file_format='json', indent=1)
         os.replace(metrics_out + '.tmp', metrics_out)
     return metrics

@@ -3,11 +3,18 @@
 Why: mmengine writes ``epoch_N.pth`` with a plain ``open(path, 'wb')`` and then points
 ``last_checkpoint`` at it; a kill during the write leaves a truncated file that
 ``--resume`` picks up and fails on, and the previous good checkpoint may already have
-been rotated away. Here mmengine's local file backend is replaced (through its own
-backend registry) by one that writes to a temporary file in the same folder, fsyncs it,
-renames it over the target and fsyncs the folder, so a file under its final name is
-always complete. :func:`find_resumable_checkpoint` complements it on the read side: it
-never returns a partial file, even when ``last_checkpoint`` itself was cut short.
+been rotated away. :class:`AtomicLocalBackend` is mmengine's local file backend with
+writes that go to a temporary file in the same folder, are fsynced, renamed over the
+target and the folder fsynced, so a file under its final name is always complete.
+
+It is registered in mmengine's backend registry as ``'atomic_local'`` and changes nothing
+until a config selects it, as the package's configs do::
+
+    default_hooks = dict(checkpoint=dict(backend_args=dict(backend='atomic_local')))
+
+(the checkpoint hook writes ``epoch_N.pth`` and ``last_checkpoint`` through it).
+:func:`find_resumable_checkpoint` complements it on the read side: it never returns a
+partial file, even when ``last_checkpoint`` itself was cut short.
 """
 import logging
 import os
@@ -20,10 +27,12 @@ from typing import Optional, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-__all__ = ['AtomicLocalBackend', 'atomic_write_bytes', 'install_atomic_checkpoint_saving',
+__all__ = ['ATOMIC_BACKEND', 'AtomicLocalBackend', 'atomic_write_bytes', 'register_atomic_backend',
            'is_complete_checkpoint', 'find_resumable_checkpoint']
 
 logger = logging.getLogger(__name__)
+
+ATOMIC_BACKEND = 'atomic_local'
 
 
 def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
@@ -59,16 +68,12 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write_bytes(obj.encode(encoding), filepath)
 
 
-def install_atomic_checkpoint_saving() -> None:
-    """Make every local write through mmengine's file backends atomic. Idempotent."""
-    from mmengine.fileio import io as mmengine_io
-    from mmengine.fileio.backends import backends, prefix_to_backends
-    if backends.get('local') is not AtomicLocalBackend or prefix_to_backends.get('') is not AtomicLocalBackend:
-        register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    # get_file_backend caches instances; drop plain local ones created before this call.
-    for key, instance in list(mmengine_io.backend_instances.items()):
-        if type(instance) is LocalBackend:
-            del mmengine_io.backend_instances[key]
+def register_atomic_backend() -> None:
+    """Register :class:`AtomicLocalBackend` as mmengine file backend ``'atomic_local'``
+    (selected through ``backend_args``; the default ``'local'`` backend is untouched). Idempotent."""
+    from mmengine.fileio.backends import backends
+    if backends.get(ATOMIC_BACKEND) is not AtomicLocalBackend:
+        register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
 
 
 def is_complete_checkpoint(path: str) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from .detectron_errors import DetectronFormatError, UnsafeDetectronPickleError
+from .numpy_globals import numpy_safe_globals
 
 __all__ = [
     'DetectronBlobs', 'RestrictedDetectronUnpickler', 'read_detectron_pickle', 'load_detectron_blobs',
@@ -52,21 +53,9 @@ def _latin1_encode(text: Any, encoding: str = 'latin1', errors: str = 'strict') 
 
 
 def _allowed_globals() -> Dict[Tuple[str, str], Callable]:
-    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 / numpy 1
-    allowed: Dict[Tuple[str, str], Callable] = {
-        ('numpy', 'ndarray'): np.ndarray,
-        ('numpy', 'dtype'): np.dtype,
-        ('_codecs', 'encode'): _latin1_encode,
-    }
-    # Python-2/numpy-1 files name numpy.core.multiarray, numpy 2 writes numpy._core.multiarray.
-    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        allowed[(module, '_reconstruct')] = core.multiarray._reconstruct
-        allowed[(module, 'scalar')] = core.multiarray.scalar
-    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 may name dtype classes
-    if dtypes is not None:
-        for name in dir(dtypes):
-            if name.endswith('DType') and name != 'ObjectDType':
-                allowed[('numpy.dtypes', name)] = getattr(dtypes, name)
+    """numpy's array globals (shared with the weights-only loader) plus Python 2's latin-1 str."""
+    allowed = numpy_safe_globals()
+    allowed[('_codecs', 'encode')] = _latin1_encode
     return allowed
 
 

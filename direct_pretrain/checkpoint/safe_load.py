@@ -16,9 +16,10 @@ import re
 import threading
 from typing import Any, Callable, List, Tuple, Union
 
-import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+
+from .numpy_globals import numpy_safe_globals
 
 __all__ = [
     'UnsafeCheckpointError', 'mmengine_checkpoint_safe_globals', 'safe_torch_load',
@@ -60,25 +61,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Callable:
         f'HistoryBuffer statistics methods {sorted(_statistics_method_names())} are allowed')
 
 
-def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
-    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 / numpy 1
-    items: List[Union[Callable, Tuple[Callable, str]]] = [np.ndarray, np.dtype]
-    # numpy 1 checkpoints name ``numpy.core.multiarray.*``, numpy 2 ``numpy._core.multiarray.*``.
-    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        items.append((core.multiarray.scalar, f'{module}.scalar'))
-        items.append((core.multiarray._reconstruct, f'{module}._reconstruct'))
-    # numpy 2 pickles dtypes as ``numpy.dtypes.Float64DType`` etc.
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        for name in dir(dtypes):
-            if name.endswith('DType') and name != 'ObjectDType':
-                items.append(getattr(dtypes, name))
-    return items
-
-
 def mmengine_checkpoint_safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
     """The globals an mmengine checkpoint may reference, for ``torch.serialization.safe_globals``."""
-    return _numpy_globals() + [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')]
+    numpy_items = [(obj, f'{module}.{name}') for (module, name), obj in numpy_safe_globals().items()]
+    return numpy_items + [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')]
 
 
 _GLOBAL_RE = re.compile(r'GLOBAL ([\w.]+)')

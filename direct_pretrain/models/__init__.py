@@ -1,3 +1,3 @@
-from . import backbones, layers  # noqa: F401  (registers modules)
+from . import backbones, layers, roi_heads, task_modules  # noqa: F401  (registers modules)
 
-__all__ = ['backbones', 'layers']
+__all__ = ['backbones', 'layers', 'roi_heads', 'task_modules']

@@ -28,7 +28,7 @@ __all__ = [
     'build_meta_model', 'python_env', 'detectron_retina_cell_anchors'
 ]
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from dp_test_utils import REPO_ROOT, python_env  # noqa: E402  (re-exported for the checkpoint tests)
 DETECTRON_CONFIGS = osp.join(REPO_ROOT, 'configs', 'detectron')
 
 Shape = Tuple[int, ...]
@@ -387,9 +387,3 @@ def build_meta_model(config: str, **model_overrides):
         return MODELS.build(cfg.model)
 
 
-def python_env() -> Dict[str, str]:
-    """Environment for a CLI subprocess: the repo importable, one thread."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
-    env.setdefault('OMP_NUM_THREADS', '1')
-    return env

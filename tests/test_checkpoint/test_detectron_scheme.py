@@ -1,5 +1,4 @@
 """``detectron://`` through mmengine's loaders, and the convert_detectron.py CLI."""
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -10,7 +9,7 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
-from detectron_fixtures import REPO_ROOT, detectron_shapes, dump_py2_pickle, materialize, python_env
+from detectron_fixtures import detectron_shapes, dump_py2_pickle, materialize, python_env
 from direct_pretrain.checkpoint import DetectronArchError, convert_detectron, safe_torch_load
 
 
@@ -57,16 +56,13 @@ def test_scheme_fails_clearly_when_ambiguous(tmp_path, r50_blobs):
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location('convert_detectron', osp.join(REPO_ROOT, 'tools',
-                                                                                 'convert_detectron.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from direct_pretrain.cli import convert_detectron
+    return convert_detectron
 
 
 def test_cli_subprocess(tmp_path, r50_pkl, r50_blobs):
     out = str(tmp_path / 'r50.pth')
-    result = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', 'convert_detectron.py'), r50_pkl, out,
+    result = subprocess.run([sys.executable, '-m', 'direct_pretrain.cli.convert_detectron', r50_pkl, out,
                              '--arch', 'R-50', '--report-json'], capture_output=True, text=True, env=python_env(),
                             timeout=300)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,6 @@
-"""Every direct pre-training config builds a detector that trains and infers on CPU, and
+"""Every direct pre-training config the package defines builds a detector that trains and
+infers on CPU (the comparison arms are mmdet's own configs, checked equal to them in
+``test_direct_pretraining_recipe``, and not trained again here), and
 every pretrain checkpoint loads into its fine-tune model with nothing missing or left over.
 
 Models are built once per distinct model config (module cache in ``direct_pretraining_zoo``)
@@ -14,7 +16,7 @@ from mmengine.runner.checkpoint import load_state_dict
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from direct_pretrain.engine.hooks.load_from_check_hook import compare_state_dicts
-from direct_pretraining_zoo import ALL_CONFIGS, PAIRS, built, built_backbone_norms, fake_batch, load_cfg
+from direct_pretraining_zoo import PACKAGE_CONFIGS, PAIRS, built, built_backbone_norms, fake_batch, load_cfg
 
 FINETUNES = {p.finetune: p for p in PAIRS}
 PRETRAINS = {p.pretrain: p for p in PAIRS}
@@ -42,7 +44,7 @@ def backbone_bn(model):
     return {n: m for n, m in model.backbone.named_modules() if isinstance(m, _BatchNorm)}
 
 
-@pytest.mark.parametrize('name', ALL_CONFIGS)
+@pytest.mark.parametrize('name', PACKAGE_CONFIGS)
 def test_one_train_step_and_one_inference_step(name):
     model = built(name)
     with_mask = bool(getattr(model, 'with_mask', False))
@@ -90,7 +92,7 @@ def test_built_models_follow_the_recipe(pair):
         assert pretrain.backbone.frozen_stages == finetune.backbone.frozen_stages == -1
         return
     # Pretrain: synchronized BN (reverted to BN for this single process), all trainable.
-    assert built_backbone_norms(pair.pretrain) == ('SyncBatchNormAnyBackend', )
+    assert built_backbone_norms(pair.pretrain) == ('SyncBNAnyBackend', )
     assert pretrain.backbone.frozen_stages == -1 and pretrain.backbone.norm_eval is False
     assert all(p.requires_grad for p in pretrain.parameters())
     # Fine-tune: plain BN, no grad, kept in eval mode by train(); stem + stage 1 frozen.

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from direct_pretrain.apis.config_checks import ConfigInputError
-from direct_pretrain.apis.training import build_train_config, parse_train_args
+from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
 from direct_pretrain.datasets import TOY_CLASSES, DatasetValidationError, validate_coco_dataset
 from dp_test_utils import write_tiny_stage_configs
 

@@ -2,7 +2,7 @@
 
 Usage: ``python sync_bn_worker.py RANK WORLD_SIZE INIT_FILE CASES_FILE OUT_DIR``. The parent
 writes the inputs of every case to CASES_FILE; each rank runs its share through
-:class:`SyncBatchNormAnyBackend` and saves outputs, gradients and running statistics to
+:class:`SyncBNAnyBackend` and saves outputs, gradients and running statistics to
 ``OUT_DIR/rank{RANK}.pt`` for the parent to compare with plain BN on the whole batch.
 """
 import logging
@@ -18,8 +18,8 @@ __all__ = ['main']
 
 def run_layer_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
     """Train steps then an eval forward of one SyncBN layer on this rank's inputs."""
-    from direct_pretrain.models.layers import SyncBatchNormAnyBackend
-    bn = SyncBatchNormAnyBackend(case['channels'], momentum=case['momentum'], affine=case['affine']).double()
+    from direct_pretrain.models.layers import SyncBNAnyBackend
+    bn = SyncBNAnyBackend(case['channels'], momentum=case['momentum'], affine=case['affine']).double()
     if case['affine']:
         with torch.no_grad():
             bn.weight.copy_(case['weight'])
@@ -44,10 +44,10 @@ def run_layer_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
 
 def run_ddp_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
     """One SGD step of a small conv-BN net, converted to SyncBN and wrapped in DDP."""
-    from direct_pretrain.models.layers import convert_sync_batchnorm
+    from direct_pretrain.models.layers import convert_to_sync_bn_any_backend
     torch.manual_seed(case['seed'])
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1)).double()
-    model = convert_sync_batchnorm(model)
+    model = convert_to_sync_bn_any_backend(model)
     ddp = nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
     loss = ddp(case['inputs'][rank]).pow(2).mean()
@@ -59,8 +59,8 @@ def run_ddp_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
 
 def run_too_small_case(rank: int) -> str:
     """One value per channel over the whole group must fail on every rank, not hang."""
-    from direct_pretrain.models.layers import SyncBatchNormAnyBackend
-    bn = SyncBatchNormAnyBackend(2)
+    from direct_pretrain.models.layers import SyncBNAnyBackend
+    bn = SyncBNAnyBackend(2)
     try:
         bn(torch.ones(1 - rank, 2))  # rank 0: one sample, rank 1: none
     except ValueError as error:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from direct_pretrain.checkpoint import safe_torch_load
-from direct_pretrain.models.layers import SyncBatchNormAnyBackend, revert_sync_batchnorm
+from direct_pretrain.models.layers import SyncBNAnyBackend, convert_to_plain_batch_norm
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from model_test_utils import single_torch_thread, train_steps  # noqa: F401 (autouse fixture)
@@ -29,9 +29,9 @@ TINY_SWIN = dict(type='DirectSwinTransformer', embed_dims=16, depths=(2, 2, 2, 2
 
 # name -> (pretrain cfg, fine-tune cfg, prefixes frozen by frozen_stages=1)
 PAIRS: Dict[str, Any] = {
-    'DirectResNet': (dict(type='DirectResNet', depth=18, norm_cfg=SYNC_BN),
-                     dict(type='DirectResNet', depth=18, norm_cfg=FROZEN_BN, norm_eval=True, frozen_stages=1),
-                     ('conv1.', 'bn1.', 'layer1.')),
+    'ResNet': (dict(type='ResNet', depth=18, norm_cfg=SYNC_BN, norm_eval=False, frozen_stages=-1, init_cfg=None),
+               dict(type='ResNet', depth=18, norm_cfg=FROZEN_BN, norm_eval=True, frozen_stages=1, init_cfg=None),
+               ('conv1.', 'bn1.', 'layer1.')),
     'DirectSwinTransformer': (dict(norm_cfg=SYNC_BN, **TINY_SWIN),
                               dict(norm_cfg=FROZEN_BN, norm_eval=True, frozen_stages=1, **TINY_SWIN),
                               ('patch_embed.', 'stages.0.', 'norm0.')),
@@ -45,7 +45,7 @@ PAIRS: Dict[str, Any] = {
 def test_backbone_checkpoint_round_trip_into_frozen_bn_model(name: str, tmp_path) -> None:
     pretrain_cfg, finetune_cfg, frozen_prefixes = PAIRS[name]
     pretrain = MODELS.build(pretrain_cfg)
-    assert any(type(m) is SyncBatchNormAnyBackend for m in pretrain.modules())
+    assert any(type(m) is SyncBNAnyBackend for m in pretrain.modules())
     train_steps(pretrain)  # statistics and weights move away from their init
     path = tmp_path / 'pretrain.pth'
     torch.save(dict(state_dict=pretrain.state_dict()), path)
@@ -59,7 +59,7 @@ def test_backbone_checkpoint_round_trip_into_frozen_bn_model(name: str, tmp_path
 
     finetune.train()
     norms = [m for m in finetune.modules() if isinstance(m, _BatchNorm)]
-    assert norms and not any(isinstance(m, SyncBatchNormAnyBackend) for m in norms)
+    assert norms and not any(isinstance(m, SyncBNAnyBackend) for m in norms)
     assert not any(m.training for m in norms)
     assert not any(p.requires_grad for m in norms for p in m.parameters())
     frozen = {k for k, p in finetune.named_parameters() if not p.requires_grad}
@@ -72,13 +72,13 @@ def test_backbone_checkpoint_round_trip_into_frozen_bn_model(name: str, tmp_path
 
 
 def test_revert_for_export_keeps_outputs() -> None:
-    model = MODELS.build(PAIRS['DirectResNet'][0])
+    model = MODELS.build(PAIRS['ResNet'][0])
     train_steps(model)
     model.eval()
     x = torch.randn(1, 3, 64, 64)
     expected = model(x)
-    reverted = revert_sync_batchnorm(model)
-    assert not any(isinstance(m, SyncBatchNormAnyBackend) for m in reverted.modules())
+    reverted = convert_to_plain_batch_norm(model)
+    assert not any(isinstance(m, SyncBNAnyBackend) for m in reverted.modules())
     for a, b in zip(reverted(x), expected):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -109,7 +109,7 @@ def test_config_pair_detector_checkpoint_loads_strictly(tmp_path) -> None:
     assert finetune_cfg.load_from == f'work_dirs/{osp.splitext(PRETRAIN)[0]}/epoch_12.pth'
     pretrain = _build_detector(pretrain_cfg)
     finetune = _build_detector(finetune_cfg)
-    assert type(pretrain.backbone.model.layer2[0].bn1) is SyncBatchNormAnyBackend
+    assert type(pretrain.backbone.model.layer2[0].bn1) is SyncBNAnyBackend
     assert type(finetune.backbone.model.layer2[0].bn1) is nn.BatchNorm2d
     assert pretrain_cfg.model.neck.in_channels == pretrain.backbone.out_channels
 

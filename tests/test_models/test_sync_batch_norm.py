@@ -1,4 +1,4 @@
-"""SyncBatchNormAnyBackend against plain BN on the concatenated batch, on real gloo ranks.
+"""SyncBNAnyBackend against plain BN on the concatenated batch, on real gloo ranks.
 
 The reference is independent of the layer under test: ``nn.BatchNorm1d/2d`` in float64 on
 ``torch.cat`` of the per-rank batches, with the per-rank losses summed.
@@ -16,8 +16,8 @@ from torch import nn
 
 from model_test_utils import single_torch_thread  # noqa: F401 (autouse fixture)
 
-from direct_pretrain.models.layers import (SyncBatchNormActAnyBackend, SyncBatchNormAnyBackend, TokenNorm,
-                                           convert_sync_batchnorm, replace_batch_norm, revert_sync_batchnorm)
+from direct_pretrain.models.layers import (SyncBNActAnyBackend, SyncBNAnyBackend, TokenNorm,
+                                           convert_to_sync_bn_any_backend, replace_batch_norm, convert_to_plain_batch_norm)
 
 WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'sync_bn_worker.py')
 WORLD_SIZE = 2
@@ -127,7 +127,7 @@ def test_gloo_matches_bn_on_concatenated_batch(gloo_results, name: str) -> None:
 
 
 def test_gloo_ddp_training_step_matches_single_process(gloo_results) -> None:
-    """convert_sync_batchnorm + DDP on 2x4 images == one process with BN on 8 images."""
+    """convert_to_sync_bn_any_backend + DDP on 2x4 images == one process with BN on 8 images."""
     cases, results = gloo_results
     case = cases['ddp']
     torch.manual_seed(case['seed'])
@@ -138,7 +138,7 @@ def test_gloo_ddp_training_step_matches_single_process(gloo_results) -> None:
     optimizer.step()
     expected = model.state_dict()
     for rank, result in enumerate(results):
-        assert result['ddp']['bn_type'] == 'SyncBatchNormAnyBackend'
+        assert result['ddp']['bn_type'] == 'SyncBNAnyBackend'
         for key, value in expected.items():
             torch.testing.assert_close(result['ddp']['state'][key], value, **TOL, msg=f'rank {rank}: {key}')
     changed = [k for k, v in expected.items() if v.is_floating_point() and not torch.equal(v, initial[k])]
@@ -155,7 +155,7 @@ def test_gloo_one_value_per_channel_raises_on_every_rank(gloo_results) -> None:
 def test_single_process_is_plain_batch_norm(momentum) -> None:
     """Without a process group the layer is nn.BatchNorm2d, in train and eval mode."""
     torch.manual_seed(0)
-    ours, ref = SyncBatchNormAnyBackend(5, momentum=momentum), nn.BatchNorm2d(5, momentum=momentum)
+    ours, ref = SyncBNAnyBackend(5, momentum=momentum), nn.BatchNorm2d(5, momentum=momentum)
     ours.load_state_dict(ref.state_dict())
     for _ in range(3):
         x = torch.randn(4, 5, 6, 6) * 3 + 1
@@ -168,7 +168,7 @@ def test_single_process_is_plain_batch_norm(momentum) -> None:
 
 
 def test_input_checks_name_the_problem() -> None:
-    bn = SyncBatchNormAnyBackend(4)
+    bn = SyncBNAnyBackend(4)
     with pytest.raises(ValueError, match='at least 2 dims'):
         bn(torch.randn(4))
     with pytest.raises(ValueError, match='got an input with 3 channels'):
@@ -194,15 +194,15 @@ def test_convert_and_revert_share_tensors_and_keep_activation() -> None:
     x = torch.randn(2, 3, 5, 5)
     expected = net(x)
     weights = [net[i].weight for i in (1, 2, 4)]
-    converted = convert_sync_batchnorm(net)
-    assert [type(converted[i]) for i in (1, 2, 4)] == [SyncBatchNormAnyBackend, SyncBatchNormAnyBackend,
-                                                      SyncBatchNormActAnyBackend]
+    converted = convert_to_sync_bn_any_backend(net)
+    assert [type(converted[i]) for i in (1, 2, 4)] == [SyncBNAnyBackend, SyncBNAnyBackend,
+                                                      SyncBNActAnyBackend]
     assert all(converted[i].weight is w for i, w in zip((1, 2, 4), weights))
     assert not converted[1].weight.requires_grad and not converted[1].training
     torch.testing.assert_close(converted(x), expected, rtol=0, atol=0)  # the ReLU is still applied
     assert (converted(x) >= 0).all()
 
-    reverted = revert_sync_batchnorm(converted)
+    reverted = convert_to_plain_batch_norm(converted)
     assert [type(reverted[i]) for i in (1, 2, 4)] == [_BatchNormXd, _BatchNormXd, BatchNormAct2d]
     assert all(reverted[i].weight is w for i, w in zip((1, 2, 4), weights))
     torch.testing.assert_close(reverted(x), expected, rtol=0, atol=0)
@@ -211,9 +211,9 @@ def test_convert_and_revert_share_tensors_and_keep_activation() -> None:
 
 def test_mmengine_revert_leaves_our_layer_as_plain_bn() -> None:
     """The non-distributed Runner's revert keeps the layer, which then computes plain BN."""
-    net = nn.Sequential(nn.Conv2d(3, 4, 1), SyncBatchNormAnyBackend(4), nn.SyncBatchNorm(4))
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), SyncBNAnyBackend(4), nn.SyncBatchNorm(4))
     net = mmengine_revert_sync_batchnorm(net)
-    assert type(net[1]) is SyncBatchNormAnyBackend and type(net[2]) is _BatchNormXd
+    assert type(net[1]) is SyncBNAnyBackend and type(net[2]) is _BatchNormXd
     x = torch.randn(3, 3, 4, 4)
     torch.testing.assert_close(net[1](x[:, :1].repeat(1, 4, 1, 1)), nn.BatchNorm2d(4)(x[:, :1].repeat(1, 4, 1, 1)))
 
@@ -222,8 +222,8 @@ def test_replace_batch_norm_follows_norm_cfg() -> None:
     from timm.layers import BatchNormAct2d
     net = _net_with_bns()
     net = replace_batch_norm(net, dict(type='SyncBNAnyBackend', momentum=0.01))
-    assert [type(net[i]) for i in (1, 2, 4)] == [SyncBatchNormAnyBackend, SyncBatchNormAnyBackend,
-                                                SyncBatchNormActAnyBackend]
+    assert [type(net[i]) for i in (1, 2, 4)] == [SyncBNAnyBackend, SyncBNAnyBackend,
+                                                SyncBNActAnyBackend]
     assert all(net[i].momentum == 0.01 for i in (1, 2, 4))
     net = replace_batch_norm(net, dict(type='BN', requires_grad=False))
     assert [type(net[i]) for i in (1, 2, 4)] == [_BatchNormXd, _BatchNormXd, BatchNormAct2d]

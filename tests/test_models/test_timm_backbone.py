@@ -7,7 +7,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from direct_pretrain.checkpoint import UnsafeCheckpointError
 from direct_pretrain.models.backbones import TimmBackbone
-from direct_pretrain.models.layers import SyncBatchNormActAnyBackend, SyncBatchNormAnyBackend
+from direct_pretrain.models.layers import SyncBNActAnyBackend, SyncBNAnyBackend
 from mmdet.registry import MODELS
 from model_test_utils import assert_pyramid, changed, single_torch_thread, train_steps  # noqa: F401
 
@@ -33,7 +33,7 @@ def test_resnet18_pyramid_channels_and_sync_bn_train_step() -> None:
     assert model.out_indices == (1, 2, 3, 4)  # default: every level of stride >= 4
     assert model.out_channels == [64, 128, 256, 512] and model.out_strides == [4, 8, 16, 32]
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    assert norms and all(type(m) is SyncBatchNormAnyBackend for m in norms)
+    assert norms and all(type(m) is SyncBNAnyBackend for m in norms)
     model.eval()
     outs = model(torch.zeros(1, 3, 64, 64))
     assert isinstance(outs, tuple)
@@ -49,7 +49,7 @@ def test_fused_norm_act_layers_keep_their_activation() -> None:
     synced = TimmBackbone('efficientnet_b0', norm_cfg=dict(type='SyncBNAnyBackend'))
     synced.load_state_dict(plain.state_dict())
     synced.eval()
-    fused = [m for m in synced.modules() if isinstance(m, SyncBatchNormActAnyBackend)]
+    fused = [m for m in synced.modules() if isinstance(m, SyncBNActAnyBackend)]
     assert fused and not any(type(m).__name__ == 'BatchNormAct2d' for m in synced.modules())
     x = torch.randn(1, 3, 64, 64)
     for a, b in zip(synced(x), plain(x)):

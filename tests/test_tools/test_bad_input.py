@@ -7,8 +7,8 @@ import pytest
 
 from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, Payload, python_env, write_tiny_stage_configs
 from direct_pretrain.apis.config_checks import ConfigInputError
-from direct_pretrain.apis.testing import build_test_config, parse_test_args
-from direct_pretrain.apis.training import build_train_config, parse_train_args
+from direct_pretrain.cli.test import build_config as build_test_config, parse_args as parse_test_args
+from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
 
 
 @pytest.fixture()

@@ -68,5 +68,8 @@ test_evaluator = val_evaluator
 # ResourceStatsHook logs peak RSS, wall time and images seen for tools/report.py.
 custom_hooks = [dict(type='EpochSeedHook'), dict(type='ResourceStatsHook')]
 randomness = dict(seed=0)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
+# Checkpoints are written through the package's atomic_local backend (never partial).
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=1, max_keep_ckpts=2, backend_args=dict(backend='atomic_local')))
 log_processor = dict(window_size=10)

@@ -1,19 +1,20 @@
 """Pieces shared by the low-resolution pipeline transforms and the skip-count hook.
 
 Why a separate module: the loader, the aspect crop and the resize/crop unit all need the
-same error types, the same aspect-crop geometry and the same check that annotations and
-image live in one coordinate frame; keeping them here avoids import cycles between the
+same error types, the same scale / ratio validation and draw, the same aspect-crop
+geometry and the same check that annotations and image live in one coordinate frame; keeping them here avoids import cycles between the
 one-class-per-file transform modules.
 """
 import math
 import multiprocessing as mp
 from multiprocessing import context as mp_context
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = ['BadImageError', 'AnnotationFrameError', 'SkipCounter', 'aspect_crop_size', 'check_aspect_range',
-           'check_annotation_frame', 'compose_homography', 'keep_instances']
+           'check_annotation_frame', 'check_scale_and_ratio', 'compose_homography', 'draw_ratio', 'keep_instances',
+           'scale_by_ratio']
 
 # Annotation keys whose coordinates follow the image.
 FRAME_KEYS = ('gt_bboxes', 'gt_masks', 'gt_seg_map')
@@ -89,6 +90,30 @@ class SkipCounter:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(epoch={self.epoch}, total={self.total})'
+
+
+def check_scale_and_ratio(scale: Optional[Sequence[int]], ratio_range: Optional[Sequence[float]],
+                          owner: str) -> Tuple[Optional[Tuple[int, int]], Optional[Tuple[float, float]]]:
+    """Validate a keep-ratio ``scale`` (w, h) and its random ``ratio_range``; return them as
+    an int pair and a float pair (None stays None)."""
+    if scale is not None and (len(scale) != 2 or min(scale) <= 0):
+        raise ValueError(f'{owner}: scale must be a positive (w, h) pair like (448, 448), got {scale}')
+    if ratio_range is not None and (len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]):
+        raise ValueError(f'{owner}: ratio_range must be (lo, hi) with 0 < lo <= hi, got {ratio_range}')
+    return (None if scale is None else (int(scale[0]), int(scale[1])),
+            None if ratio_range is None else (float(ratio_range[0]), float(ratio_range[1])))
+
+
+def draw_ratio(ratio_range: Tuple[float, float]) -> float:
+    """A resize ratio uniform in ``ratio_range``, drawn as mmcv's ``RandomResize`` draws it.
+    Callers wrap it in their own ``@cache_randomness`` method."""
+    lo, hi = ratio_range
+    return float(np.random.random_sample() * (hi - lo) + lo)
+
+
+def scale_by_ratio(scale: Tuple[int, int], ratio: float) -> Tuple[int, int]:
+    """``scale`` x ``ratio``, truncated to integers as ``RandomResize`` does."""
+    return int(scale[0] * ratio), int(scale[1] * ratio)
 
 
 def check_aspect_range(aspect_range: Sequence[float], owner: str) -> Tuple[float, float]:

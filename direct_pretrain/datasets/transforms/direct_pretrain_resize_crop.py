@@ -2,13 +2,13 @@
 
 Why one unit: the recipe's train pipeline (keep-ratio resize to (448, 448) with a random
 ratio in 0.8-1.2, random 448x448 crop, horizontal flip 0.5, pad to 448x448) is what makes
-the pretrain stage cheap, and it is easy to get subtly wrong when assembled from five
-stock steps: ``Pad`` placed before ``RandomFlip`` moves the padding to the left, a second
-``Resize`` after a reduced decode overwrites ``scale_factor`` with a per-step value, and
-masks are rasterised at full resolution only to be shrunk. This transform does the steps
-in the recipe's order on the image, boxes, polygon or bitmap masks, ignore flags and seg
-maps, and keeps ``scale_factor`` relative to the original image so that evaluation maps
-predictions back to original coordinates.
+the pretrain stage cheap, and it is easy to get subtly wrong when assembled from stock
+steps: ``Pad`` placed before ``RandomFlip`` moves the padding to the left, a second
+``Resize`` after a reduced decode overwrites ``scale_factor`` with a per-step value, masks
+are rasterised at full resolution only to be shrunk, and mmdet 3.x's ``Pad`` sets
+``img_shape`` to the padded canvas, so the RPN, the Cascade stages and the anchor
+validity treat the padding as image. Only the resize is new here; crop, flip and pad are
+mmdet's own ``RandomCrop``, ``RandomFlip`` and ``Pad``, composed in the recipe's order.
 """
 from typing import Optional, Sequence, Tuple, Union
 
@@ -17,35 +17,39 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
+from mmdet.datasets.transforms import Pad, RandomCrop, RandomFlip
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from mmdet.structures.mask import PolygonMasks
-from ._common import check_annotation_frame, compose_homography, keep_instances
+from ._common import check_annotation_frame, check_scale_and_ratio, compose_homography, draw_ratio, scale_by_ratio
 
 __all__ = ['DirectPretrainResizeCrop']
 
 
 @TRANSFORMS.register_module()
 class DirectPretrainResizeCrop(BaseTransform):
-    """Keep-ratio random resize, random crop, horizontal flip and pad, in the recipe's order.
+    """Keep-ratio random resize, then mmdet's random crop, horizontal flip and pad.
 
     1. Resize keeping the aspect ratio to ``scale`` x ratio, ratio ~ U(``ratio_range``)
        (``RandomResize(scale, ratio_range, keep_ratio=True)``). When the loader already drew
        the scale (``target_scale`` from :class:`LoadImageReduced`) that one is used. The
        output size is computed from the image's full-size extent (current size divided by
        the incoming ``scale_factor``), so a reduced decode gives the same output size as a
-       full decode would.
-    2. Random crop of ``crop_size`` (``RandomCrop(crop_type='absolute')``); boxes are
-       clipped, boxes left without area are dropped with their labels, ignore flags and
-       masks.
-    3. Horizontal flip with probability ``flip_prob``, before padding so the padding stays
-       at the bottom/right as in the recipe.
-    4. Pad bottom/right to ``crop_size`` (``Pad(size=crop_size)``).
+       full decode would, and ``scale_factor`` stays relative to the original image.
+    2. ``RandomCrop(crop_size, crop_type='absolute')``: boxes clipped, boxes left without
+       area dropped with their labels, ignore flags and masks.
+    3. ``RandomFlip(flip_prob, 'horizontal')``, before padding so the padding stays at the
+       bottom/right as in the recipe.
+    4. ``Pad(size=crop_size)``, bottom/right.
 
-    ``scale_factor`` is the product of the incoming one (e.g. the decode reduction) and the
-    resize step: predictions divided by it land in original-image pixels once the crop
-    offset and flip (both in ``homography_matrix``) are undone. ``ori_shape`` is untouched;
-    ``img_shape`` is the padded shape, as after the stock ``Pad``.
+    Shapes after the transform, as in the published (mmdet 2.x) pipeline: ``img_shape`` is
+    the real content, the crop's size (smaller than ``crop_size`` when the resized image
+    is), and ``pad_shape`` the ``crop_size`` canvas. mmdet clips RPN proposals and Cascade's
+    refined boxes to ``img_shape`` and counts anchors as inside the image by it, so nothing
+    is proposed or matched inside the padding. ``scale_factor`` is the product of the
+    incoming one (e.g. the decode reduction) and the resize step: predictions divided by it
+    land in original-image pixels once the crop offset and flip (both in
+    ``homography_matrix``) are undone. ``ori_shape`` is untouched.
 
     Required Keys:
 
@@ -61,7 +65,7 @@ class DirectPretrainResizeCrop(BaseTransform):
     Modified Keys:
 
     - img
-    - img_shape
+    - img_shape (tuple[int, int]): the crop's size (h, w), padding excluded
     - scale_factor (tuple[float, float]): now original -> output
     - gt_bboxes
     - gt_bboxes_labels
@@ -76,7 +80,7 @@ class DirectPretrainResizeCrop(BaseTransform):
     - keep_ratio (bool)
     - flip (bool)
     - flip_direction (str | None)
-    - pad_shape (tuple[int, int, int])
+    - pad_shape (tuple[int, int, int]): the padded canvas (``crop_size``)
     - pad_fixed_size (tuple[int, int])
     - pad_size_divisor (None)
 
@@ -115,17 +119,12 @@ class DirectPretrainResizeCrop(BaseTransform):
                  bbox_clip_border: bool = True,
                  poly2mask: bool = False) -> None:
         name = type(self).__name__
-        if len(scale) != 2 or min(scale) <= 0:
-            raise ValueError(f'{name}: scale must be a positive (w, h) pair like (448, 448), got {scale}')
-        if ratio_range is not None and (len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]):
-            raise ValueError(f'{name}: ratio_range must be (lo, hi) with 0 < lo <= hi, got {ratio_range}')
-        crop_size = scale if crop_size is None else crop_size
+        self.scale, self.ratio_range = check_scale_and_ratio(scale, ratio_range, name)
+        crop_size = self.scale if crop_size is None else crop_size
         if len(crop_size) != 2 or min(crop_size) <= 0 or not all(isinstance(v, int) for v in crop_size):
             raise ValueError(f'{name}: crop_size must be a positive integer (w, h) pair, got {crop_size}')
         if not 0 <= flip_prob <= 1:
             raise ValueError(f'{name}: flip_prob must lie in [0, 1], got {flip_prob}')
-        self.scale = (int(scale[0]), int(scale[1]))
-        self.ratio_range = None if ratio_range is None else (float(ratio_range[0]), float(ratio_range[1]))
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.flip_prob = float(flip_prob)
         self.pad = pad
@@ -135,27 +134,17 @@ class DirectPretrainResizeCrop(BaseTransform):
         self.recompute_bbox = recompute_bbox
         self.bbox_clip_border = bbox_clip_border
         self.poly2mask = poly2mask
+        self.random_crop = RandomCrop(crop_size=self.crop_size, crop_type='absolute',
+                                      allow_negative_crop=allow_negative_crop, recompute_bbox=recompute_bbox,
+                                      bbox_clip_border=bbox_clip_border)
+        self.random_flip = RandomFlip(prob=self.flip_prob, direction='horizontal')
+        self.pad_to_crop = Pad(size=self.crop_size, pad_val=self.pad_val)
 
-    # ------------------------------------------------------------------ randomness
     @cache_randomness
     def _random_scale(self) -> Tuple[int, int]:
         """(w, h) scale times a ratio drawn uniformly from ``ratio_range``."""
-        if self.ratio_range is None:
-            return self.scale
-        lo, hi = self.ratio_range
-        ratio = np.random.random_sample() * (hi - lo) + lo
-        return int(self.scale[0] * ratio), int(self.scale[1] * ratio)
+        return self.scale if self.ratio_range is None else scale_by_ratio(self.scale, draw_ratio(self.ratio_range))
 
-    @cache_randomness
-    def _rand_offset(self, margin_h: int, margin_w: int) -> Tuple[int, int]:
-        """Crop offset (y, x), uniform over the valid positions."""
-        return int(np.random.randint(0, margin_h + 1)), int(np.random.randint(0, margin_w + 1))
-
-    @cache_randomness
-    def _random_flip(self) -> bool:
-        return bool(np.random.random_sample() < self.flip_prob)
-
-    # ------------------------------------------------------------------ steps
     def _target_scale(self, results: dict) -> Tuple[int, int]:
         """The loader's pre-drawn scale when it is one this transform could draw, else a new draw."""
         target = results.get('target_scale', None)
@@ -171,6 +160,7 @@ class DirectPretrainResizeCrop(BaseTransform):
         return int(target[0]), int(target[1])
 
     def _resize(self, results: dict, target: Tuple[int, int]) -> None:
+        """Keep-ratio resize of the image's full-size extent to ``target``."""
         img = results['img']
         height, width = img.shape[:2]
         prev_w, prev_h = results.get('scale_factor', (1.0, 1.0))
@@ -204,83 +194,19 @@ class DirectPretrainResizeCrop(BaseTransform):
         if results.get('gt_seg_map', None) is not None:
             results['gt_seg_map'] = mmcv.imresize(results['gt_seg_map'], (new_w, new_h), interpolation='nearest')
 
-    def _crop(self, results: dict) -> Optional[dict]:
-        img = results['img']
-        height, width = img.shape[:2]
-        crop_h, crop_w = min(self.crop_size[1], height), min(self.crop_size[0], width)
-        y1, x1 = self._rand_offset(height - crop_h, width - crop_w)
-        y2, x2 = y1 + crop_h, x1 + crop_w
-        if (crop_h, crop_w) != (height, width):
-            results['img'] = img[y1:y2, x1:x2]
-        results['img_shape'] = (crop_h, crop_w)
-        compose_homography(results, np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], dtype=np.float32))
-        boxes = results.get('gt_bboxes', None)
-        window = np.array([x1, y1, x2, y2], dtype=np.int64)
-        whole = (crop_h, crop_w) == (height, width)  # nothing to cut: skip the mask crop
-        if boxes is not None:
-            boxes.translate_([-x1, -y1])
-            if self.bbox_clip_border:
-                boxes.clip_((crop_h, crop_w))
-            keep = boxes.is_inside((crop_h, crop_w)).numpy()
-            if len(keep) and not keep.any() and not self.allow_negative_crop:
-                return None
-            keep_instances(results, keep)
-            if results.get('gt_masks', None) is not None:
-                if not whole:
-                    results['gt_masks'] = results['gt_masks'].crop(window)
-                if self.recompute_bbox:
-                    results['gt_bboxes'] = results['gt_masks'].get_bboxes(type(results['gt_bboxes']))
-        elif results.get('gt_masks', None) is not None and not whole:
-            results['gt_masks'] = results['gt_masks'].crop(window)
-        if results.get('gt_seg_map', None) is not None:
-            results['gt_seg_map'] = results['gt_seg_map'][y1:y2, x1:x2]
-        return results
-
-    def _flip(self, results: dict) -> None:
-        flip = self._random_flip()
-        results['flip'] = flip
-        results['flip_direction'] = 'horizontal' if flip else None
-        if not flip:
-            return
-        height, width = results['img'].shape[:2]
-        results['img'] = mmcv.imflip(results['img'], direction='horizontal')
-        compose_homography(results, np.array([[-1, 0, width], [0, 1, 0], [0, 0, 1]], dtype=np.float32))
-        if results.get('gt_bboxes', None) is not None:
-            results['gt_bboxes'].flip_((height, width), 'horizontal')
-        if results.get('gt_masks', None) is not None:
-            results['gt_masks'] = results['gt_masks'].flip('horizontal')
-        if results.get('gt_seg_map', None) is not None:
-            results['gt_seg_map'] = mmcv.imflip(results['gt_seg_map'], direction='horizontal')
-
-    def _pad(self, results: dict) -> None:
-        img = results['img']
-        shape = (self.crop_size[1], self.crop_size[0])
-        pad_val = self.pad_val.get('img', 0)
-        if isinstance(pad_val, (int, float)) and img.ndim == 3:
-            pad_val = (pad_val, ) * img.shape[2]
-        if img.shape[:2] != shape:
-            img = mmcv.impad(img, shape=shape, pad_val=pad_val)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['pad_shape'] = img.shape
-        results['pad_fixed_size'] = self.crop_size
-        results['pad_size_divisor'] = None
-        if results.get('gt_masks', None) is not None:
-            results['gt_masks'] = results['gt_masks'].pad(shape, pad_val=self.pad_val.get('masks', 0))
-        if results.get('gt_seg_map', None) is not None:
-            results['gt_seg_map'] = mmcv.impad(results['gt_seg_map'], shape=shape,
-                                               pad_val=self.pad_val.get('seg', 255))
-
     @autocast_box_type()
     def transform(self, results: dict) -> Optional[dict]:
         """Resize, crop, flip and pad ``results``; None when the crop lost every box."""
         check_annotation_frame(results, type(self).__name__)
         self._resize(results, self._target_scale(results))
-        if self._crop(results) is None:
+        results = self.random_crop.transform(results)
+        if results is None:
             return None
-        self._flip(results)
+        results = self.random_flip.transform(results)
         if self.pad:
-            self._pad(results)
+            content_shape = results['img_shape']
+            results = self.pad_to_crop.transform(results)
+            results['img_shape'] = content_shape  # mmdet's Pad sets the canvas; the content is the crop
         return results
 
     def __repr__(self) -> str:

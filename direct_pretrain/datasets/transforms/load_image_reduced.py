@@ -24,7 +24,8 @@ from PIL import Image, ImageOps
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from ..bad_image_log import record_bad_image
-from ._common import BadImageError, SkipCounter, aspect_crop_size, check_aspect_range
+from ._common import (BadImageError, SkipCounter, aspect_crop_size, check_aspect_range, check_scale_and_ratio,
+                      draw_ratio, scale_by_ratio)
 
 __all__ = ['LoadImageReduced']
 
@@ -148,18 +149,13 @@ class LoadImageReduced(BaseTransform):
                  on_bad_image: str = 'raise',
                  backend_args: Optional[dict] = None) -> None:
         name = type(self).__name__
-        if scale is not None and (len(scale) != 2 or min(scale) <= 0):
-            raise ValueError(f'{name}: scale must be a positive (w, h) pair like (448, 448), got {scale}')
-        if ratio_range is not None and (len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]):
-            raise ValueError(f'{name}: ratio_range must be (lo, hi) with 0 < lo <= hi, got {ratio_range}')
+        self.scale, self.ratio_range = check_scale_and_ratio(scale, ratio_range, name)
         if max_reduction not in _CV2_FLAGS:
             raise ValueError(f'{name}: max_reduction must be 1, 2, 4 or 8 (libjpeg scales), got {max_reduction}')
         if backend not in ('cv2', 'pillow'):
             raise ValueError(f"{name}: backend must be 'cv2' or 'pillow', got {backend!r}")
         if on_bad_image not in ('raise', 'skip'):
             raise ValueError(f"{name}: on_bad_image must be 'raise' or 'skip', got {on_bad_image!r}")
-        self.scale = None if scale is None else (int(scale[0]), int(scale[1]))
-        self.ratio_range = None if ratio_range is None else (float(ratio_range[0]), float(ratio_range[1]))
         self.sample_scale = sample_scale
         self.aspect_range = None if aspect_range is None else check_aspect_range(aspect_range, name)
         self.max_reduction = max_reduction
@@ -178,8 +174,7 @@ class LoadImageReduced(BaseTransform):
     @cache_randomness
     def _random_ratio(self) -> float:
         """Resize ratio drawn uniformly from ``ratio_range`` (as mmcv ``RandomResize``)."""
-        lo, hi = self.ratio_range
-        return float(np.random.random_sample() * (hi - lo) + lo)
+        return draw_ratio(self.ratio_range)
 
     def _target_scale(self) -> Tuple[Optional[Tuple[int, int]], bool]:
         """(scale the reduction is sized for, whether it was sampled for this image)."""
@@ -188,7 +183,7 @@ class LoadImageReduced(BaseTransform):
         if self.ratio_range is None:
             return self.scale, False
         ratio = self._random_ratio() if self.sample_scale else self.ratio_range[1]
-        return (int(self.scale[0] * ratio), int(self.scale[1] * ratio)), self.sample_scale
+        return scale_by_ratio(self.scale, ratio), self.sample_scale
 
     # ------------------------------------------------------------------ decoding
     def _reduction_for(self, width: int, height: int, target: Optional[Tuple[int, int]]) -> int:

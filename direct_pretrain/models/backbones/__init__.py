@@ -1,7 +1,5 @@
 """Backbones for direct pre-training, registered in mmdet's MODELS."""
-from .direct_resnet import DirectResNet
-from .direct_resnext import DirectResNeXt
 from .direct_swin_transformer import DirectSwinTransformer
 from .timm_backbone import TimmBackbone
 
-__all__ = ['DirectResNet', 'DirectResNeXt', 'DirectSwinTransformer', 'TimmBackbone']
+__all__ = ['DirectSwinTransformer', 'TimmBackbone']

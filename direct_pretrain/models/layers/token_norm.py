@@ -72,5 +72,5 @@ class TokenNorm(nn.Module):
         return out.transpose(1, 2).reshape(x.shape)
 
 
-# See sync_batch_norm_any_backend.py: norm types must also resolve without a default scope.
+# See sync_bn_any_backend.py: norm types must also resolve without a default scope.
 MMENGINE_MODELS.register_module('TokenNorm', module=TokenNorm)

@@ -51,8 +51,11 @@ def fixed_draws(target, offset, flip):
     """The same random draws for both chains: resize scale, crop offset (y, x), flip."""
     stock = {2: dict(_random_scale=lambda: target), 3: dict(_rand_offset=lambda margin: offset),
              4: dict(_choose_direction=lambda: 'horizontal' if flip else None)}
-    ours = dict(_random_scale=lambda: target, _rand_offset=lambda h, w: offset, _random_flip=lambda: flip)
+    ours = {'_random_scale': lambda: target, 'random_crop._rand_offset': lambda margin: offset,
+            'random_flip._choose_direction': lambda: 'horizontal' if flip else None}
     return stock, ours
+
+
 
 
 @pytest.mark.parametrize('target, offset, flip', [
@@ -67,8 +70,11 @@ def test_full_decode_equals_stock_chain_exactly(jpeg_640, target, offset, flip):
     ref = run(stock_chain(), data_info(path, instances), stock_over)
     out = run(direct_chain(), data_info(path, instances), {2: ours_over})
     np.testing.assert_array_equal(out['img'], ref['img'])
-    for key in ('img_shape', 'ori_shape', 'pad_shape', 'flip', 'flip_direction'):
+    for key in ('ori_shape', 'pad_shape', 'flip', 'flip_direction'):
         assert out[key] == ref[key], key
+    # img_shape: the crop's content, where the stock Pad reports the padded canvas
+    crop_only = run(stock_chain()[:-1], data_info(path, instances), stock_over)
+    assert ref['img_shape'] == ref['pad_shape'][:2] and out['img_shape'] == crop_only['img_shape']
     np.testing.assert_allclose(out['scale_factor'], ref['scale_factor'], rtol=1e-6)
     np.testing.assert_allclose(out['gt_bboxes'].numpy(), ref['gt_bboxes'].numpy(), atol=1e-4)
     np.testing.assert_array_equal(out['gt_bboxes_labels'], ref['gt_bboxes_labels'])
@@ -119,7 +125,10 @@ def test_image_boxes_masks_labels_ignore_flags_stay_together(jpeg_1600, seed, ma
                            poly2mask=(masks == 'polygon->bitmap'), recompute_bbox=False),
               data_info(path, instances))
     img, boxes = out['img'], out['gt_bboxes'].numpy()
-    assert img.shape == (448, 448, 3) and out['img_shape'] == (448, 448) and out['pad_shape'] == (448, 448, 3)
+    assert img.shape == (448, 448, 3) and out['pad_shape'] == (448, 448, 3)
+    content_h, content_w = out['img_shape']  # the padding (value 114) lies exactly outside it
+    assert (img[content_h:] == 114).all() and (img[:, content_w:] == 114).all()
+    assert not (img[content_h - 1, :content_w] == 114).all() and not (img[:content_h, content_w - 1] == 114).all()
     bitmaps = out['gt_masks'] if isinstance(out['gt_masks'], BitmapMasks) else out['gt_masks'].to_bitmap()
     assert bitmaps.masks.shape == (len(boxes), 448, 448)
     assert len(out['gt_bboxes_labels']) == len(out['gt_ignore_flags']) == len(boxes) >= 1
@@ -206,10 +215,12 @@ def test_negative_crop_returns_none_unless_allowed(jpeg_640):
     far = [dict(bbox=[600.0, 20.0, 630.0, 40.0], bbox_label=0, ignore_flag=0, mask=[[600, 20, 630, 20, 630, 40]])]
     results = run([dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)],
                   data_info(path, far))
-    transform = DirectPretrainResizeCrop(scale=(640, 640), ratio_range=None, crop_size=(100, 100), flip_prob=0)
-    transform._rand_offset = lambda h, w: (300, 0)
+    unit = dict(scale=(640, 640), ratio_range=None, crop_size=(100, 100), flip_prob=0)
+    transform = DirectPretrainResizeCrop(**unit)
+    transform.random_crop._rand_offset = lambda margin: (300, 0)
     assert transform(dict(results)) is None
-    transform.allow_negative_crop = True
+    transform = DirectPretrainResizeCrop(allow_negative_crop=True, **unit)
+    transform.random_crop._rand_offset = lambda margin: (300, 0)
     out = transform(dict(results))
     assert out['img'].shape == (100, 100, 3) and len(out['gt_bboxes']) == 0
 
@@ -223,3 +234,45 @@ def test_repr_and_argument_errors():
         DirectPretrainResizeCrop(crop_size=(448.0, 448))
     with pytest.raises(ValueError, match='flip_prob'):
         DirectPretrainResizeCrop(flip_prob=2)
+
+
+def test_rpn_proposals_stay_out_of_the_padding(jpeg_640):
+    """A wide image resized for the 448 pretrain is 448x336 of content on a 448x448 canvas:
+    a real RPN (random init, so its boxes go anywhere) proposes nothing below row 336,
+    because img_shape is the content and mmdet clips proposals to it."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    path, instances = jpeg_640
+    pipeline = direct_chain() + [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                                                      'pad_shape', 'scale_factor', 'flip',
+                                                                      'flip_direction'))]
+    over = {'_random_scale': lambda: (448, 448), 'random_crop._rand_offset': lambda margin: (0, 0),
+            'random_flip._choose_direction': lambda: None}
+    packed = run(pipeline, data_info(path, instances), {2: over})
+    meta = packed['data_samples'].metainfo
+    assert meta['img_shape'] == (336, 448) and meta['pad_shape'] == (448, 448, 3)
+    torch.manual_seed(0)
+    from mmengine.config import ConfigDict
+    model = MODELS.build(ConfigDict(
+        type='RPN',
+        data_preprocessor=dict(type='DetDataPreprocessor', mean=[0, 0, 0], std=[255, 255, 255], pad_size_divisor=32),
+        backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(0, 1, 2, 3), init_cfg=None),
+        neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=32, num_outs=5),
+        rpn_head=dict(type='RPNHead', in_channels=32, feat_channels=32,
+                      anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
+                                            strides=[4, 8, 16, 32, 64]),
+                      bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
+                                      target_stds=[1.0, 1.0, 1.0, 1.0])),
+        train_cfg=None,
+        test_cfg=dict(rpn=dict(nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.9), min_bbox_size=0))))
+    model.eval()
+    data = model.data_preprocessor(dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]), False)
+    assert tuple(data['inputs'].shape[-2:]) == (448, 448)
+    with torch.no_grad():
+        (result, ) = model.predict(data['inputs'], data['data_samples'], rescale=False)
+    boxes = result.pred_instances.bboxes
+    assert len(boxes) > 100
+    assert float(boxes[:, 3].max()) <= 336 and float(boxes[:, 2].max()) <= 448

@@ -62,12 +62,17 @@ def data_info(path: str, instances: Optional[List[dict]] = None, **extra) -> dic
 
 def run(pipeline: Sequence[dict], results: dict, overrides: Optional[Dict[int, dict]] = None) -> dict:
     """Build and run ``pipeline``; ``overrides[i]`` sets attributes (e.g. fixed random
-    draws) on the i-th transform before it runs."""
+    draws) on the i-th transform before it runs; a dotted name (``random_crop._rand_offset``)
+    reaches a transform it composes."""
     results = copy.deepcopy(results)
     for index, cfg in enumerate(pipeline):
         transform = TRANSFORMS.build(cfg)
         for name, value in (overrides or {}).get(index, {}).items():
-            setattr(transform, name, value)
+            *path, attr = name.split('.')
+            owner = transform
+            for part in path:
+                owner = getattr(owner, part)
+            setattr(owner, attr, value)
         results = transform(results)
         if results is None:
             return None

@@ -1,15 +1,16 @@
 """The chained run: direct pre-training -> fine-tuning (``load_from``) -> test.
 
-Each stage runs ``tools/train.py`` / ``tools/test.py`` in a child process, exactly as a
-user would. A stage whose final output exists is skipped, a stage with a checkpoint but
-no final output is resumed with ``--resume``, so re-running the chain after an
-interruption continues where it stopped. The fine-tune's ``load_from`` is the pretrain
+Each stage runs the installed train / test tools (``python -m direct_pretrain.cli.train``
+/ ``.test``, i.e. ``dp-train`` / ``dp-test``) in a child process, exactly as a user would,
+so the chain works from any working directory once the package is installed. A stage
+whose final output exists is skipped, a stage with a checkpoint but no final output is
+resumed with ``--resume``, so re-running the chain after an interruption continues where
+it stopped. The fine-tune's ``load_from`` is the pretrain
 stage's final checkpoint, found in the pretrain work dir. Stage progress is logged with
 the chain's ETA, and the run report (tables + plots) is written at the end.
 """
 import json
 import logging
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -18,14 +19,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
+from mmengine.fileio import dump
 
-from .config_checks import check_config_file, final_checkpoint_name
+from ..apis.config_checks import final_checkpoint_name, resolve_config_path
 from .progress import StageProgress, estimate_train_cost
 
-__all__ = ['StageResult', 'run_chain', 'format_results_table', 'REPO_ROOT']
+__all__ = ['StageResult', 'run_chain', 'run_train_stage', 'run_test_stage', 'format_results_table',
+           'tool_command']
 
 logger = logging.getLogger(__name__)
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @dataclass
@@ -37,32 +39,41 @@ class StageResult:
     metrics: Dict[str, float] = field(default_factory=dict)
 
 
-def _tool(name: str) -> str:
-    path = osp.join(REPO_ROOT, 'tools', name)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} not found: run the chain from a checkout of direct-pretrain')
-    return path
+def tool_command(tool: str) -> List[str]:
+    """The command line that runs the package's ``tool`` ('train', 'test', ...) with this
+    interpreter: the installed module, never a script path of a checkout."""
+    return [sys.executable, '-m', f'direct_pretrain.cli.{tool}']
 
 
 def _run(cmd: List[str]) -> float:
     logger.info('running: %s', ' '.join(cmd))
     start = time.time()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get('PYTHONPATH')])))
-    completed = subprocess.run(cmd, env=env)
+    completed = subprocess.run(cmd)
     if completed.returncode != 0:
         raise RuntimeError(f'stage command failed with exit code {completed.returncode}: {" ".join(cmd)}')
     return time.time() - start
 
 
-def _train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: Sequence[str],
-                 progress: Optional[StageProgress] = None) -> StageResult:
+def run_train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: Sequence[str] = (),
+                    progress: Optional[StageProgress] = None) -> StageResult:
+    """Train ``config`` into ``work_dir`` in a child process: skipped when its final
+    checkpoint exists, resumed when the dir holds an earlier checkpoint.
+
+    Args:
+        name (str): Stage name for progress lines and the result.
+        config (str): Config file.
+        cfg (Config): The parsed config (for the final checkpoint's name).
+        work_dir (str): The stage's work dir.
+        extra (Sequence[str]): Further train-tool arguments.
+        progress (StageProgress, optional): Receives start / finish of the stage.
+    """
     final = osp.join(work_dir, final_checkpoint_name(cfg))
     if osp.isfile(final):
         logger.info('%s: %s exists, skipping', name, final)
         if progress:
             progress.finish(name, 0.0, 'skipped')
         return StageResult(name, 'skipped', 0.0, final)
-    cmd = [sys.executable, _tool('train.py'), config, '--work-dir', work_dir, *extra]
+    cmd = [*tool_command('train'), config, '--work-dir', work_dir, *extra]
     status = 'ran'
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
@@ -77,9 +88,10 @@ def _train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: Sequ
     return StageResult(name, status, wall, final)
 
 
-def _test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_metrics: Sequence[str],
-                progress: StageProgress) -> StageResult:
-    """``tools/test.py`` with ``--metrics-out``; skipped when its metrics are newer than the checkpoint."""
+def run_test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_metrics: Sequence[str],
+                   progress: StageProgress) -> StageResult:
+    """Evaluate ``checkpoint`` in a child process, metrics to ``<work_dir>/test_metrics.json``;
+    skipped when those metrics are newer than the checkpoint."""
     metrics_file = osp.join(work_dir, 'test_metrics.json')
     if osp.isfile(metrics_file) and osp.getmtime(metrics_file) >= osp.getmtime(checkpoint):
         logger.info('%s: %s is up to date, skipping', name, metrics_file)
@@ -87,7 +99,7 @@ def _test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_met
     else:
         status = 'ran'
         progress.start(name)
-        wall = _run([sys.executable, _tool('test.py'), config, checkpoint, '--work-dir', work_dir,
+        wall = _run([*tool_command('test'), config, checkpoint, '--work-dir', work_dir,
                      '--eval', *eval_metrics, '--metrics-out', metrics_file])
     progress.finish(name, wall, status)
     with open(metrics_file) as f:
@@ -111,8 +123,7 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
             ``<finetune work dir>/report``.
         make_report (bool): Write the run report at the end. Defaults to True.
     """
-    for config in (pretrain_config, finetune_config):
-        check_config_file(config)
+    pretrain_config, finetune_config = resolve_config_path(pretrain_config), resolve_config_path(finetune_config)
 
     def work_dir(config: str) -> str:
         name = osp.splitext(osp.basename(config))[0]
@@ -122,15 +133,14 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
     pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
     progress = StageProgress([('pretrain', estimate_train_cost(pre_cfg)),
                               ('finetune', estimate_train_cost(ft_cfg)), ('test', None)], 'chain')
-    results = [_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pretrain_args, progress)]
+    results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pretrain_args, progress)]
     load_from = results[0].output
-    finetune = _train_stage('finetune', finetune_config, ft_cfg, ft_dir,
+    finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir,
                             ['--cfg-options', f'load_from={load_from}', *finetune_args], progress)
     results.append(finetune)
 
-    results.append(_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress))
-    with open(osp.join(ft_dir, 'chain_results.json'), 'w') as f:
-        json.dump([asdict(r) for r in results], f, indent=1)
+    results.append(run_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress))
+    dump([asdict(r) for r in results], osp.join(ft_dir, 'chain_results.json'), indent=1)
     if make_report:
         _write_chain_report([pre_dir, ft_dir], report_dir or osp.join(ft_dir, 'report'))
     return results
@@ -138,8 +148,7 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
 
 def _write_chain_report(work_dirs: List[str], out_dir: str) -> None:
     """The run report of the chain; a report problem is logged, never fails the trained chain."""
-    from .report import write_report
-    from .run_logs import ReportInputError
+    from ..report import ReportInputError, write_report
     try:
         write_report(work_dirs, out_dir, names=['pretrain', 'finetune'], title='Chain report: pretrain -> finetune')
     except ReportInputError as error:
@@ -147,13 +156,13 @@ def _write_chain_report(work_dirs: List[str], out_dir: str) -> None:
 
 
 def format_results_table(results: Sequence[StageResult]) -> str:
-    """A Markdown table of the stages and the test metrics."""
-    lines = ['| stage | status | wall time (s) | output |', '|---|---|---|---|']
-    lines += [f'| {r.name} | {r.status} | {r.wall_time_s:.1f} | {r.output} |' for r in results]
+    """Markdown tables of the stages and of the test metrics."""
+    from ..report.tables import markdown_table
+    text = markdown_table(['stage', 'status', 'wall time (s)', 'output'],
+                          [[r.name, r.status, f'{r.wall_time_s:.1f}', r.output] for r in results])
     metrics = results[-1].metrics if results else {}
-    keys = [k for k in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'segm_mAP', 'segm_mAP_50', 'segm_mAP_75')
-            if f'coco/{k}' in metrics]
+    keys = [k.split('/', 1)[1] for k in metrics
+            if k.startswith('coco/') and k.endswith(('_mAP', '_mAP_50', '_mAP_75'))]
     if keys:
-        lines += ['', '| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys),
-                  '| ' + ' | '.join(f'{metrics["coco/" + k]:.3f}' for k in keys) + ' |']
-    return '\n'.join(lines)
+        text += '\n\n' + markdown_table(keys, [[f'{metrics["coco/" + k]:.3f}' for k in keys]])
+    return text

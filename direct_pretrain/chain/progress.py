@@ -14,6 +14,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
+from ..utils import leaf_dataset, repeat_factor
+
 __all__ = ['StageProgress', 'estimate_train_cost']
 
 logger = logging.getLogger(__name__)
@@ -29,15 +31,6 @@ def _area(value) -> Optional[float]:
         areas = [a for a in (_area(v) for v in value) if a]
         return sum(areas) / len(areas) if areas else None
     return None
-
-
-def _train_dataset(cfg: Config) -> Tuple[dict, float]:
-    """The innermost train dataset config and the product of RepeatDataset ``times``."""
-    dataset, repeat = cfg.train_dataloader.dataset, 1.0
-    while 'dataset' in dataset:
-        repeat *= float(dataset.get('times', 1))
-        dataset = dataset['dataset']
-    return dataset, repeat
 
 
 def _pixels(pipeline: Sequence[dict]) -> Optional[float]:
@@ -67,7 +60,8 @@ def estimate_train_cost(config: Union[str, Config]) -> Optional[float]:
         cfg = Config.fromfile(config) if isinstance(config, str) else config
         train_cfg = cfg.get('train_cfg') or {}
         epochs = train_cfg.get('max_epochs')
-        dataset, repeat = _train_dataset(cfg)
+        key, dataset = leaf_dataset(cfg, 'train_dataloader')
+        repeat = repeat_factor(cfg, key)
         pixels = _pixels(dataset.get('pipeline') or cfg.get('train_pipeline'))
     except (AttributeError, KeyError, TypeError) as error:
         logger.debug('no cost estimate for %s: %s', config, error)
@@ -113,7 +107,7 @@ class StageProgress:
         return sum(cost for n, cost in self.plan if n not in self.done and cost) * rate
 
     def _status(self) -> str:
-        from .report import format_duration
+        from ..report.run_report import format_duration
         eta = self.eta()
         untimed = [n for n, cost in self.plan if n not in self.done and not cost]
         if eta is None:
@@ -129,7 +123,7 @@ class StageProgress:
 
     def finish(self, name: str, seconds: float, status: str = 'ran') -> None:
         """Record a finished stage; ``status`` 'skipped' does not count towards the rate."""
-        from .report import format_duration
+        from ..report.run_report import format_duration
         self.done[name] = status
         if status != 'skipped':
             self.seconds[name] = seconds

@@ -2,24 +2,26 @@
 
 Why: people judge a pre-training method by curves and tables, not by log lines. The
 report is built only from what the runs wrote to their work dirs (see
-:mod:`direct_pretrain.apis.run_logs`), so it can be made after a chained run, for a run
+:mod:`direct_pretrain.report.run_logs`), so it can be made after a chained run, for a run
 somebody else did, or for a run that is still going.
 
 Per stage it gives epochs, iterations, training wall time, images/s, peak memory, the
 final losses and the COCO bbox / segm metrics (mAP, AP50, AP75, APs/m/l); the plots are
 the losses of all stages on one time axis, mAP per evaluation and the LR schedule.
 """
-import json
 import logging
 import os
 import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from mmengine.fileio import dump
+
 from .run_logs import ReportInputError, StageLog, read_stage_log, stage_timeline
+from .tables import format_duration, format_number, markdown_table
 
 __all__ = ['METRIC_SUFFIXES', 'StageSummary', 'RunReport', 'summarize_stage', 'format_report', 'write_report',
-           'format_duration']
+           'metric_tasks']
 
 logger = logging.getLogger(__name__)
 
@@ -101,51 +103,31 @@ def _loss_rank(key: str):
     return (LOSS_ORDER.index(key) if key in LOSS_ORDER else len(LOSS_ORDER), key)
 
 
-def format_duration(seconds: Optional[float]) -> str:
-    """``1h02m03s`` / ``2m03s`` / ``4.1s``."""
-    if seconds is None:
-        return '—'
-    if seconds < 60:
-        return f'{seconds:.1f}s'
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f'{hours}h{minutes:02d}m{sec:02d}s' if hours else f'{minutes}m{sec:02d}s'
-
-
-def _num(value: Optional[float], fmt: str) -> str:
-    return '—' if value is None else format(value, fmt)
-
-
 def format_training_table(summaries: Sequence[StageSummary]) -> str:
-    lines = ['| stage | epochs | iterations | wall time | images/s | s/image | peak RSS (MB) | peak GPU (MB) |',
-             '|---|---|---|---|---|---|---|---|']
-    for s in summaries:
-        wall = format_duration(s.wall_s) + ('' if s.wall_time_measured else ' (est.)')
-        lines.append(f'| {s.name} | {s.epochs} | {s.iterations} | {wall} | {_num(s.images_per_s, ".2f")} | '
-                     f'{_num(s.seconds_per_image, ".3f")} | {_num(s.peak_rss_mb, ".0f")} | '
-                     f'{_num(s.peak_gpu_mb, ".0f")} |')
-    return '\n'.join(lines)
+    rows = [[s.name, s.epochs, s.iterations,
+             format_duration(s.wall_s) + ('' if s.wall_time_measured else ' (est.)'),
+             format_number(s.images_per_s, '.2f'), format_number(s.seconds_per_image, '.3f'),
+             format_number(s.peak_rss_mb, '.0f'), format_number(s.peak_gpu_mb, '.0f')] for s in summaries]
+    return markdown_table(['stage', 'epochs', 'iterations', 'wall time', 'images/s', 's/image', 'peak RSS (MB)',
+                           'peak GPU (MB)'], rows)
 
 
 def format_loss_table(summaries: Sequence[StageSummary]) -> str:
     keys = sorted({k for s in summaries for k in s.final_losses}, key=_loss_rank)
-    lines = ['| stage | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
-    lines += [f'| {s.name} | ' + ' | '.join(_num(s.final_losses.get(k), '.4f') for k in keys) + ' |'
-              for s in summaries]
-    return '\n'.join(lines)
+    return markdown_table(['stage', *keys],
+                          [[s.name, *(format_number(s.final_losses.get(k), '.4f') for k in keys)] for s in summaries])
+
+
+def metric_tasks(metrics: Dict[str, float]) -> List[str]:
+    """The COCO tasks (``bbox``, ``segm``, ``keypoints``, ...) that ``metrics`` has an mAP for."""
+    return [k[len('coco/'):-len('_mAP')] for k in metrics if k.startswith('coco/') and k.endswith('_mAP')]
 
 
 def format_metrics_table(summaries: Sequence[StageSummary]) -> Optional[str]:
-    rows = []
-    for s in summaries:
-        for task in ('bbox', 'segm'):
-            if f'coco/{task}_mAP' in s.metrics:
-                values = [s.metrics.get(f'coco/{task}_{suffix}') for suffix in METRIC_SUFFIXES.values()]
-                rows.append(f'| {s.name} | {task} | ' + ' | '.join(_num(v, '.3f') for v in values) + ' |')
-    if not rows:
-        return None
-    return '\n'.join(['| stage | task | ' + ' | '.join(METRIC_SUFFIXES) + ' |',
-                      '|---|---|' + '---|' * len(METRIC_SUFFIXES), *rows])
+    rows = [[s.name, task, *(format_number(s.metrics.get(f'coco/{task}_{suffix}'), '.3f')
+                             for suffix in METRIC_SUFFIXES.values())]
+            for s in summaries for task in metric_tasks(s.metrics)]
+    return markdown_table(['stage', 'task', *METRIC_SUFFIXES], rows) if rows else None
 
 
 def format_report(summaries: Sequence[StageSummary], notes: Sequence[str], plots: Dict[str, str],
@@ -191,7 +173,7 @@ def write_report(work_dirs: Sequence[str], out_dir: str, names: Optional[Sequenc
     Raises:
         ReportInputError: A work dir is missing or holds no training logs.
     """
-    from .report_plots import plot_learning_rate, plot_losses, plot_map
+    from .plots import plot_learning_rate, plot_losses, plot_map
     if not work_dirs:
         raise ReportInputError('no work dir given; pass the work dirs of the stages in order '
                                '(e.g. work_dirs/<pretrain config> work_dirs/<finetune config>).')
@@ -215,10 +197,8 @@ def write_report(work_dirs: Sequence[str], out_dir: str, names: Optional[Sequenc
     files = dict(markdown=osp.join(out_dir, 'report.md'), json=osp.join(out_dir, 'report.json'), **plots)
     with open(files['markdown'], 'w') as f:
         f.write(markdown)
-    with open(files['json'], 'w') as f:
-        json.dump(dict(title=title, stages=[dict(asdict(s), seconds_per_image=s.seconds_per_image)
-                                            for s in summaries], notes=notes,
-                       plots={k: osp.basename(v) for k, v in plots.items()}), f, indent=1)
+    dump(dict(title=title, stages=[dict(asdict(s), seconds_per_image=s.seconds_per_image) for s in summaries],
+              notes=notes, plots={k: osp.basename(v) for k, v in plots.items()}), files['json'], indent=1)
     for note in notes:
         logger.warning('report: %s', note)
     logger.info('report written to %s', files['markdown'])

@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 
 from dp_test_utils import REPO_ROOT, TOY_FINETUNE, TOY_PRETRAIN
-from direct_pretrain.apis.progress import StageProgress, estimate_train_cost
+from direct_pretrain.chain.progress import StageProgress, estimate_train_cost
 
 
 def test_eta_scales_the_measured_seconds_per_cost_unit():

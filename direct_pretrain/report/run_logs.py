@@ -146,17 +146,19 @@ def _find_test_metrics(work_dir: str, timestamps: Sequence[str]) -> tuple:
 
 def _dumped_config_batch_size(work_dir: str, timestamps: Sequence[str]) -> Optional[int]:
     """``train_dataloader.batch_size`` of the config mmengine dumped for this run, or None."""
+    from mmengine.config import Config
     candidates = [osp.join(work_dir, t, 'vis_data', 'config.py') for t in reversed(timestamps)]
     candidates += sorted(glob.glob(osp.join(work_dir, '*.py')))
     for path in candidates:
         if not osp.isfile(path):
             continue
-        with open(path) as f:
-            text = f.read()
-        # The dump is flat Python; the train loader's batch_size follows 'train_dataloader = dict('.
-        match = re.search(r'^train_dataloader\s*=\s*dict\(.*?\bbatch_size\s*=\s*(\d+)', text, re.S | re.M)
-        if match:
-            return int(match.group(1))
+        try:
+            loader = Config.fromfile(path, import_custom_modules=False).get('train_dataloader') or {}
+        except Exception as error:  # a dump mmengine cannot parse back: try the next one
+            logger.debug('cannot read %s: %s', path, error)
+            continue
+        if isinstance(loader.get('batch_size'), int):
+            return loader['batch_size']
     return None
 
 
@@ -168,7 +170,7 @@ def _test_command_hint(work_dir: str) -> str:
     if osp.isfile(last):
         with open(last) as f:
             checkpoint = f.read().strip() or checkpoint
-    return (f'python tools/test.py {config} {checkpoint} --work-dir {work_dir} --eval bbox segm '
+    return (f'dp-test {config} {checkpoint} --work-dir {work_dir} --eval bbox segm '
             f'--metrics-out {osp.join(work_dir, "test_metrics.json")}')
 
 

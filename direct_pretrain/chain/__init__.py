@@ -1,0 +1,6 @@
+"""The chained job: direct pretrain -> fine-tune -> test, with stage progress and an ETA."""
+from .chain import StageResult, format_results_table, run_chain, run_test_stage, run_train_stage, tool_command
+from .progress import StageProgress, estimate_train_cost
+
+__all__ = ['StageProgress', 'StageResult', 'estimate_train_cost', 'format_results_table', 'run_chain',
+           'run_test_stage', 'run_train_stage', 'tool_command']

@@ -1,0 +1,96 @@
+"""``dp-convert-detectron`` / ``tools/convert_detectron.py``: a Detectron (Caffe2) ``.pkl`` to an
+MMDetection checkpoint.
+
+    dp-convert-detectron R-50.pkl r50_detectron.pth --arch R-50
+    dp-convert-detectron model_final.pkl mask_rcnn.pth --arch auto \
+        --config configs/detectron/mask-rcnn_r50-caffe_fpn_detectron-legacy-1x_coco.py --report-json
+
+Blobs the architecture's tables do not consume (other than the known ImageNet leftovers)
+and parameters no blob fills are errors unless ``--allow-unused`` / ``--allow-missing``.
+Thin wrapper over :func:`direct_pretrain.checkpoint.convert_detectron`.
+"""
+import argparse
+import logging
+import os.path as osp
+import sys
+import time
+
+import torch
+
+from ..checkpoint import UnsafeCheckpointError, convert_detectron
+from ..checkpoint.detectron_errors import DetectronConversionError
+
+__all__ = ['parse_args', 'build_target', 'main']
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Convert a Detectron .pkl into an mmdet .pth checkpoint')
+    parser.add_argument('src', help='Detectron weights (.pkl, Python-2 pickle)')
+    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser.add_argument('--arch', default='auto',
+                        help="'auto' (infer from the blobs) or a Detectron-style name: R-50, R-101, R-152, "
+                        'X-101-32x8d, X-101-64x4d, X-152-32x8d-IN5k, R-50-GN, R-101-GN, '
+                        '{faster_rcnn|mask_rcnn|retinanet|cascade_rcnn}_<backbone>-{FPN|C4}')
+    parser.add_argument('--allow-unused', action='store_true', help='drop blobs no table consumes')
+    parser.add_argument('--allow-missing', action='store_true', help='accept parameters no blob fills')
+    parser.add_argument('--report-json', nargs='?', const='', default=None, metavar='PATH',
+                        help='write the full mapping report as JSON (default: beside DST)')
+    parser.add_argument('--config', help='mmdet config whose model the result must match key by key')
+    parser.add_argument('--bn-eps', type=float, default=1e-5,
+                        help='eps of the target BN layers; running_var = 1 - eps (default 1e-5)')
+    parser.add_argument('--retina-ratios', type=float, nargs='+', default=[0.5, 1.0, 2.0],
+                        help='anchor ratio order of the target RetinaNet config (default 0.5 1 2)')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log the full key table')
+    return parser.parse_args(argv)
+
+
+def build_target(config: str):
+    """The model of an mmdet config, on the meta device when possible (only shapes are needed)."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(config)
+    try:
+        with torch.device('meta'):
+            return MODELS.build(cfg.model)
+    except Exception:  # some modules create CPU tensors in __init__
+        return MODELS.build(cfg.model)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
+    start = time.perf_counter()
+    try:
+        target = build_target(args.config) if args.config else None
+        state_dict, report = convert_detectron(
+            args.src, args.arch, target=target, bn_eps=args.bn_eps, retina_target_ratios=args.retina_ratios,
+            allow_unused=args.allow_unused, allow_missing=args.allow_missing)
+    except (DetectronConversionError, UnsafeCheckpointError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    meta = dict(detectron_conversion=dict(source=osp.abspath(args.src), arch=report.arch, summary=report.summary(),
+                                          edits=report.edits, source_of=report.source_of))
+    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    elapsed = time.perf_counter() - start
+
+    print(report.summary())
+    for edit in report.edits:
+        print(f'  edit: {edit}')
+    for name in report.ignored_leftovers:
+        print(f'  ignored leftover: {name}')
+    for name, reason in report.unsupported.items():
+        print(f'  unsupported (dropped): {name}: {reason}')
+    for name in report.unused_source:
+        print(f'  unused (dropped): {name}')
+    for key in report.missing_target + report.unexpected_target:
+        print(f'  missing/unexpected (allowed): {key}')
+    if args.report_json is not None:
+        path = args.report_json or osp.splitext(args.dst)[0] + '.conversion.json'
+        report.to_json(path)
+        print(f'report: {path}')
+    print(f'saved {len(state_dict)} tensors to {args.dst} ({elapsed:.2f} s)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``dp-test`` / ``tools/test.py``: test (and evaluate) a detector.
+
+``dp-test CONFIG CHECKPOINT [--eval bbox segm] [--metrics-out m.json] [--out r.pkl]
+[--show] [--show-dir D] [--tta] [--work-dir D] [--cfg-options k=v ...] [--launcher ...]``
+- MMDetection 3.3's flags plus the original release's ``--eval``.
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from torch.distributed.elastic.multiprocessing.errors import record
+
+from ..apis.testing import COCO_METRICS
+from .train import add_common_args
+
+__all__ = ['parse_args', 'build_config', 'main']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--eval', nargs='+', metavar='METRIC',
+                        help=f'COCO metrics to evaluate, any of {", ".join(COCO_METRICS)} (e.g. --eval bbox segm)')
+    parser.add_argument('--metrics-out', help='write the evaluated metrics to this JSON file')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='save painted images under work_dir/timestamp/show_dir')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip)')
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args: argparse.Namespace):
+    """The validated test config for parsed ``args`` (raises ``ConfigInputError``)."""
+    from direct_pretrain.apis import build_test_config
+    return build_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
+                             launcher=args.launcher, eval_metrics=args.eval, out=args.out, show=args.show,
+                             show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta)
+
+
+@record  # under torchrun, a failing rank's traceback is shown in the job's error summary
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from direct_pretrain.apis import ConfigInputError, test
+    try:
+        cfg = build_config(args)
+    except ConfigInputError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    test(cfg, out=args.out, metrics_out=args.metrics_out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
