@@ -203,11 +203,15 @@ def test_switch_from_config_and_environment(monkeypatch):
 
 def test_detector_train_step_is_unchanged_by_the_route():
     """A Mask R-CNN loss and its gradients (RPN nms, RoI extractors, mask targets) agree."""
-    from direct_pretrain.utils.stage_cost import build_train_model
-    from direct_pretrain.utils.train_throughput import synthetic_train_batch
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.registry import init_default_scope
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'))
-    model = build_train_model(cfg, seed=0)
-    batch = synthetic_train_batch(model, (128, 96), 2)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    batch = demo_mm_inputs(2, image_shapes=(3, 96, 128), num_items=[4, 4], num_classes=4, with_mask=True,
+                           use_box_type=True)
 
     def loss_and_grads():
         model.zero_grad(set_to_none=True)
