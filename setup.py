@@ -37,6 +37,7 @@ CONSOLE_SCRIPTS = [
     'dp-report = direct_pretrain.cli.report:main',
     'dp-infer = direct_pretrain.cli.infer:main',
     'dp-convert-detectron = direct_pretrain.cli.convert_detectron:main',
+    'dp-convert-release = direct_pretrain.cli.convert_release:main',
     'dp-make-toy-coco = direct_pretrain.cli.make_toy_coco:main',
 ]
 

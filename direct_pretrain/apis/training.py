@@ -55,7 +55,8 @@ def build_train_config(config: str,
                        amp: bool = False,
                        auto_scale_lr: bool = False,
                        resume: Optional[str] = None,
-                       tensorboard: bool = False) -> Config:
+                       tensorboard: bool = False,
+                       accumulate: int = 1) -> Config:
     """The config a training run uses, validated before anything is written.
 
     Args:
@@ -68,6 +69,9 @@ def build_train_config(config: str,
         resume (str, optional): 'auto' (newest complete checkpoint in the work dir) or a
             checkpoint path. Defaults to None (no resume).
         tensorboard (bool): Add ``TensorboardVisBackend``. Defaults to False.
+        accumulate (int): Sum the gradients of this many batches per optimizer step
+            (:func:`~.accumulation.apply_gradient_accumulation`: ``auto_scale_lr`` and
+            iteration-based schedules count the effective batch). Defaults to 1.
 
     Raises:
         ConfigInputError: the config, a path it names or an option is unusable.
@@ -89,6 +93,9 @@ def build_train_config(config: str,
             raise ConfigInputError(f'--auto-scale-lr needs auto_scale_lr=dict(enable=False, base_batch_size=N) '
                                    f'in {config}.')
         cfg.auto_scale_lr.enable = True
+    if accumulate != 1:
+        from .accumulation import apply_gradient_accumulation
+        apply_gradient_accumulation(cfg, accumulate)
     if tensorboard:
         add_tensorboard_backend(cfg)
     if resume == 'auto':

@@ -1,7 +1,9 @@
 """``dp-train`` / ``tools/train.py``: train a detector (direct pre-training or fine-tuning).
 
 ``dp-train CONFIG [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--tensorboard]
-[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]`` - MMDetection 3.3's flags.
+[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]`` - MMDetection 3.3's flags - and
+``--accumulate N`` (gradient accumulation). A run that diverges (``NonFiniteLossHook``) ends
+with one ``error:`` line and exit code 3.
 """
 import argparse
 import logging
@@ -36,6 +38,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='resume from this checkpoint, or with no path from the latest one in the work dir')
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log to TensorBoard (event files under <work_dir>/<timestamp>/vis_data)')
+    parser.add_argument('--accumulate', type=int, default=1, metavar='N',
+                        help='sum the gradients of N batches per optimizer step (effective batch = GPUs x '
+                        'batch x N; --auto-scale-lr and iteration-based warmups count it)')
     add_common_args(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -48,7 +53,7 @@ def build_config(args: argparse.Namespace):
     from direct_pretrain.apis import build_train_config
     return build_train_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options,
                               launcher=args.launcher, amp=args.amp, auto_scale_lr=args.auto_scale_lr,
-                              resume=args.resume, tensorboard=args.tensorboard)
+                              resume=args.resume, tensorboard=args.tensorboard, accumulate=args.accumulate)
 
 
 @record  # under torchrun, a failing rank's traceback is shown in the job's error summary
@@ -62,7 +67,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigInputError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    train(cfg)
+    from direct_pretrain.engine.hooks import TrainingDivergedError
+    try:
+        train(cfg)
+    except TrainingDivergedError as error:  # NaN/inf loss or weights: stopped before any harm
+        if rank0:
+            print(f'error: {error}', file=sys.stderr)
+        return 3
     return 0
 
 

@@ -162,3 +162,17 @@ def test_bad_requests_are_refused():
     with pytest.raises(ConfigInputError, match='CosineAnnealingLR'):
         apply_gradient_accumulation(cfg, 2)
     assert apply_gradient_accumulation(toy_cfg(2), 1) == []
+
+
+def test_train_tool_flag_reaches_the_config(tmp_path, tiny_coco_root):
+    """``dp-train CFG --accumulate 4 --auto-scale-lr`` builds the config transformed as above."""
+    from direct_pretrain.cli.train import build_config, parse_args
+    from dp_test_utils import write_tiny_stage_configs
+    pretrain, _ = write_tiny_stage_configs(str(tmp_path / 'cfg'), tiny_coco_root)
+    raw = Config.fromfile(pretrain)
+    cfg = build_config(parse_args([pretrain, '--accumulate', '4', '--auto-scale-lr', '--work-dir', str(tmp_path / 'w')]))
+    assert cfg.optim_wrapper.accumulative_counts == 4
+    assert cfg.auto_scale_lr.enable and cfg.auto_scale_lr.base_batch_size == raw.auto_scale_lr.base_batch_size / 4
+    warmup, raw_warmup = cfg.param_scheduler[0], raw.param_scheduler[0]
+    assert (warmup.begin, warmup.end) == (raw_warmup.begin * 4 + 3, raw_warmup.end * 4)
+    assert effective_batch_size(cfg, world_size=2) == 2 * raw.train_dataloader.batch_size * 4

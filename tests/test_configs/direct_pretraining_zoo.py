@@ -22,7 +22,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from dp_test_utils import REPO_ROOT
 
 __all__ = ['CONFIG_DIR', 'MMDET_CONFIGS', 'RECIPE', 'Pair', 'PAIRS', 'ARMS', 'ALL_CONFIGS', 'PACKAGE_CONFIGS',
-           'load_cfg', 'built', 'built_backbone_norms', 'shrink_sampling', 'fake_batch']
+           'PERGPU_BN', 'plain', 'load_cfg', 'built', 'built_backbone_norms', 'shrink_sampling', 'fake_batch']
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'direct_pretraining')
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')  # what 'mmdet::' resolves to
@@ -37,6 +37,7 @@ RECIPE = dict(
         warmup_start_factor=0.01,
         sgd=dict(type='SGD', momentum=0.9, weight_decay=1e-4), sgd_paramwise=dict(norm_decay_mult=0.),
         norm_cfg=dict(type='SyncBNAnyBackend', requires_grad=True),
+        published_norm_cfg=dict(type='BN', requires_grad=True),  # the release: per-GPU BN (the *-pergpu-bn configs)
         adamw=dict(type='AdamW', betas=(0.9, 0.999), weight_decay=0.05),
         swin_backbone=dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
                            drop_path_rate=0.2, use_abs_pos_embed=False, patch_norm=True),
@@ -111,7 +112,22 @@ ARMS: Dict[str, str] = {
 }
 
 PACKAGE_CONFIGS = tuple(sorted({p.pretrain for p in PAIRS} | {p.finetune for p in PAIRS}))  # defined here
-ALL_CONFIGS = tuple(sorted(set(PACKAGE_CONFIGS) | set(ARMS)))
+
+# The published per-GPU BN setting: variant -> the SyncBN pretrain config it equals but for the backbone norm.
+PERGPU_BN: Dict[str, str] = {
+    p.pretrain.replace('_syncbn_8xb8', '_8xb8').replace('_coco.py', '-pergpu-bn_coco.py'): p.pretrain
+    for p in PAIRS if not p.swin
+}
+ALL_CONFIGS = tuple(sorted(set(PACKAGE_CONFIGS) | set(ARMS) | set(PERGPU_BN)))
+
+
+def plain(obj):
+    """``obj`` as plain dicts/lists without the ``_scope_`` keys that ``mmdet::`` bases add."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items() if k != '_scope_'}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    return obj
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,20 +10,11 @@ import pytest
 from mmengine.config import Config
 
 from dp_test_utils import REPO_ROOT
-from direct_pretraining_zoo import ALL_CONFIGS, ARMS, CONFIG_DIR, MMDET_CONFIGS, PAIRS, RECIPE, load_cfg
+from direct_pretraining_zoo import ALL_CONFIGS, ARMS, CONFIG_DIR, MMDET_CONFIGS, PAIRS, RECIPE, load_cfg, plain
 
 PAIR_IDS = [p.name for p in PAIRS]
 PRE, FT = RECIPE['pretrain'], RECIPE['finetune']
 ATOMIC_CHECKPOINTS = dict(backend_args=dict(backend='atomic_local'))
-
-
-def plain(obj):
-    """``obj`` as plain dicts/lists without the ``_scope_`` keys that ``mmdet::`` bases add."""
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items() if k != '_scope_'}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(plain(v) for v in obj)
-    return obj
 
 
 def transform(pipeline, type_name):

@@ -274,7 +274,7 @@ class NonFiniteLossHook(Hook):
 
     def _advice(self, runner, last: Optional[str]) -> str:
         cfg = getattr(runner, 'cfg', None)
-        config = getattr(cfg, 'filename', None) or '<config>'
+        config = f"{getattr(cfg, 'filename', None) or '<config>'} --work-dir {runner.work_dir}"
         index = self._index_in(cfg)
         seed = (runner.seed if isinstance(getattr(runner, 'seed', None), int) else 0) + 1
         if last and index is not None:

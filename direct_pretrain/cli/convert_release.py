@@ -1,0 +1,113 @@
+"""``dp-convert-release`` / ``tools/convert_release.py``: a checkpoint of the original
+direct-pretraining release (mmdet 2.x) to an MMDetection 3.x checkpoint of this package's configs.
+
+    python tools/convert_release.py mask_rcnn_pretrain.pth mask-rcnn_p1x_pretrained.pth
+    python tools/convert_release.py swin_finetune.pth swin_p3x_finetuned.pth --arch mask-swin --report-json
+
+The row is inferred from the keys (``--arch auto``); the result is checked key by key and
+shape by shape against the model of the row's fine-tune config (also its test config), or
+of ``--config``. Keys the table does not consume and target keys nothing fills are errors
+unless ``--allow-unused`` / ``--allow-missing``. Without a conversion step, configs can load
+the file directly: ``load_from='direct-release://<file>'``.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+import time
+
+import torch
+
+from ..checkpoint import UnsafeCheckpointError
+from ..checkpoint.release_converter import convert_release, read_release_checkpoint, release_checkpoint_dict
+from ..checkpoint.release_errors import ReleaseConversionError
+from ..checkpoint.release_mapping import ARCH_NAMES, infer_arch, row_for
+
+__all__ = ['parse_args', 'default_config', 'main']
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Convert a checkpoint of the original direct-pretraining release '
+                                     '(mmdet 2.x) into an MMDetection 3.x checkpoint')
+    parser.add_argument('src', help='release checkpoint (.pth, pre-trained or fine-tuned)')
+    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser.add_argument('--arch', default='auto', choices=('auto', ) + ARCH_NAMES,
+                        help='the layout; auto infers it from the keys (default)')
+    parser.add_argument('--config', help="config whose model the result must match (default: the row's fine-tune "
+                        'config)')
+    parser.add_argument('--no-check', action='store_true', help='do not build a model to check keys and shapes')
+    parser.add_argument('--allow-unused', action='store_true', help='drop source keys the table does not consume')
+    parser.add_argument('--allow-missing', action='store_true', help='accept target keys nothing fills')
+    parser.add_argument('--report-json', nargs='?', const='', default=None, metavar='PATH',
+                        help='write the full mapping report as JSON (default: beside DST)')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log the full key table')
+    return parser.parse_args(argv)
+
+
+def default_config(arch: str, schedule: str) -> str:
+    """The installed fine-tune config of the row (``direct_pretrain/.mim/configs/...``)."""
+    import direct_pretrain
+    row = row_for(arch, schedule)
+    package = osp.dirname(direct_pretrain.__file__)
+    return osp.join(package, '.mim', row.finetune_config)
+
+
+def _build_model(config: str):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    if not osp.isfile(config):
+        raise ReleaseConversionError(f'--config {config!r} does not exist')
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    try:
+        with torch.device('meta'):  # only names and shapes are needed
+            return MODELS.build(cfg.model)
+    except Exception:  # some modules create CPU tensors in __init__
+        return MODELS.build(cfg.model)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
+    start = time.perf_counter()
+    try:
+        ckpt = read_release_checkpoint(args.src)
+        arch = infer_arch(ckpt.state_dict, ckpt.source).name if args.arch == 'auto' else args.arch
+        target = None
+        if not args.no_check:
+            from ..checkpoint.release_mapping import describe_release_meta
+            config = args.config or default_config(arch, describe_release_meta(ckpt.meta).schedule)
+            target = _build_model(config)
+        state_dict, report = convert_release(ckpt, arch, target=target, allow_unused=args.allow_unused,
+                                             allow_missing=args.allow_missing)
+    except (ReleaseConversionError, UnsafeCheckpointError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    torch.save(release_checkpoint_dict(state_dict, report, ckpt.meta, with_sources=True), args.dst)
+    elapsed = time.perf_counter() - start
+
+    print(report.summary())
+    if target is not None:
+        print(f'  checked against {config}: {len(state_dict)} keys, shapes equal')
+    for line in report.dropped:
+        print(f'  dropped: {line}')
+    print(f'  {len(report.edits)} PatchMerging edits, {len(report.regenerated)} relative position indices '
+          'regenerated' if report.regenerated else '  all tensors copied under their mmdet 3.x names')
+    for name in report.unused_source:
+        print(f'  unused (dropped): {name}')
+    for key in report.missing_target + report.unexpected_target:
+        print(f'  missing/unexpected (allowed): {key}')
+    if args.report_json is not None:
+        path = args.report_json or osp.splitext(args.dst)[0] + '.conversion.json'
+        report.to_json(path)
+        print(f'report: {path}')
+    print(f'saved {len(state_dict)} tensors to {args.dst} ({elapsed:.2f} s)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
