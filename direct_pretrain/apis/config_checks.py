@@ -14,7 +14,7 @@ from mmengine.config import Config
 from ..utils import iter_leaf_datasets
 
 __all__ = ['ConfigInputError', 'SCOPE_PREFIX', 'installed_configs_dir', 'resolve_config_path', 'check_dataset_paths',
-           'check_load_from', 'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name',
+           'check_load_from', 'check_checkpoint', 'check_train_inputs', 'check_test_inputs', 'final_checkpoint_name',
            'validate_training_data']
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ def validate_training_data(cfg: Config) -> list:
     Logs a summary per annotation file; raises ConfigInputError on fatal problems.
     """
     from ..datasets.coco_validation import DatasetValidationError, validate_coco_dataset
+    from .fault_tolerance import dataset_check_settings
+    settings = dataset_check_settings(cfg)
     reports = []
     for key, ds in iter_leaf_datasets(cfg, ('train_dataloader', )):
         loader = key.split('.')[0]
@@ -97,13 +99,20 @@ def validate_training_data(cfg: Config) -> list:
         img_dir = _resolve(prefix.get('img', '') if isinstance(prefix, dict) else '', data_root)
         classes = (ds.get('metainfo') or {}).get('classes')
         try:
-            report = validate_coco_dataset(_resolve(ann_file, data_root), img_dir, classes)
+            report = validate_coco_dataset(
+                _resolve(ann_file, data_root), img_dir, classes, filter_cfg=ds.get('filter_cfg'),
+                pipeline=ds.get('pipeline'), min_usable_share=settings['min_usable_share'],
+                image_check=settings['images'], max_bad_images=settings['max_bad_images'])
         except DatasetValidationError as error:
             raise ConfigInputError(f'{loader}: {error}') from error
         logger.info('dataset check: %s', report.summary())
+        for warning in report.warnings() if not report.fatal else ():
+            logger.warning('dataset check: %s: %s', report.ann_file, warning)
         if report.fatal:
-            raise ConfigInputError(f'{loader}: the dataset check failed:\n{report.summary()}\nFix the dataset, or '
-                                   'data_root / data_prefix / metainfo.classes in the config.')
+            raise ConfigInputError(
+                f'{key}: dataset check of {report.ann_file} failed: {" | ".join(report.fatal)}. Fix the dataset, or '
+                'data_root / data_prefix / metainfo.classes / filter_cfg in the config; to train anyway set '
+                '--cfg-options dataset_check.min_usable_share=0 (or dataset_check.max_bad_images=N).')
         reports.append(report)
     return reports
 
@@ -117,9 +126,15 @@ def final_checkpoint_name(cfg: Config) -> str:
 
 
 def check_load_from(cfg: Config, what: str = 'load_from') -> None:
-    """A local ``load_from`` must exist; say which pretrain config creates it."""
+    """A local ``load_from`` must exist and be a complete, safe checkpoint; say which
+    pretrain config creates it when it is missing."""
+    from ..checkpoint.checkpoint_check import local_checkpoint_path
     load_from: Optional[str] = cfg.get('load_from')
-    if not load_from or '://' in load_from or osp.isfile(osp.expanduser(load_from)):
+    local = local_checkpoint_path(load_from) if load_from else None
+    if local is None:
+        return  # none, or fetched by mmengine (http://, open-mmlab://, ...)
+    if osp.exists(local) or '://' in load_from:
+        check_checkpoint(load_from, what)
         return
     hint = ''
     pretrain_config = cfg.get('pretrain_config')
@@ -138,7 +153,18 @@ def check_train_inputs(cfg: Config) -> None:
     check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
 
 
+def check_checkpoint(path: str, what: str = 'checkpoint') -> None:
+    """:func:`~direct_pretrain.checkpoint.checkpoint_check.check_checkpoint_file` as a
+    :class:`ConfigInputError` (missing, empty, truncated, not a checkpoint, unsafe)."""
+    from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
+    try:
+        check_checkpoint_file(path, what=what)
+    except CheckpointCheckError as error:
+        raise ConfigInputError(str(error)) from error
+
+
 def check_test_inputs(cfg: Config, checkpoint: str) -> None:
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise ConfigInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py.')
+    check_checkpoint(checkpoint)
     check_dataset_paths(cfg, ('test_dataloader', ))

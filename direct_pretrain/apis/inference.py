@@ -79,6 +79,11 @@ def _check_inputs(config: str, checkpoint: str) -> None:
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise InferenceInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py '
                                   '(e.g. work_dirs/<config name>/epoch_N.pth).')
+    from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
+    try:
+        check_checkpoint_file(checkpoint)
+    except CheckpointCheckError as error:  # empty, truncated, not a checkpoint, unsafe
+        raise InferenceInputError(str(error)) from error
 
 
 def _instances(prediction: dict, classes: Optional[tuple], score_thr: float) -> List[dict]:

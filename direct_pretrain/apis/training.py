@@ -80,6 +80,7 @@ def build_train_config(config: str,
 
     from ..checkpoint.atomic_save import find_resumable_checkpoint
     from .config_checks import ConfigInputError, check_train_inputs, validate_training_data
+    from .fault_tolerance import apply_fault_tolerance
     cfg = load_config(config, work_dir, cfg_options, launcher)
     if amp:
         if not torch.cuda.is_available():
@@ -113,16 +114,27 @@ def build_train_config(config: str,
         cfg.load_from = resume
     check_train_inputs(cfg)
     validate_training_data(cfg)
+    apply_fault_tolerance(cfg)  # bad images skipped and counted, workers die with the run
     return cfg
 
 
 def train(cfg: Config):
-    """Build the Runner from a prepared config and train; returns the runner."""
+    """Build the Runner from a prepared config and train; returns the runner.
+
+    Raises:
+        WorkDirLockedError: another live run owns the work dir (nothing was written).
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from .fault_tolerance import prepare_work_dir
     from .launch import prepare_distributed
-    prepare_distributed(cfg, cfg.get('launcher', 'none'))
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    lock = prepare_work_dir(cfg)  # one live run per work dir, taken before anything is written
+    try:
+        prepare_distributed(cfg, cfg.get('launcher', 'none'))
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.train()
+    finally:
+        if lock is not None:
+            lock.release()
     return runner

@@ -33,9 +33,11 @@ import socket
 import sys
 import time
 import uuid
-from typing import Dict, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
 
-__all__ = ['LOCK_FILE', 'TOKEN_ENV', 'WorkDirLockedError', 'WorkDirLock', 'acquire_work_dir_lock', 'read_lock_owner']
+__all__ = ['LOCK_FILE', 'TOKEN_ENV', 'WorkDirLockedError', 'WorkDirLock', 'acquire_work_dir_lock', 'hold_work_dirs',
+           'read_lock_owner']
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,7 @@ class WorkDirLock:
         self.locked = False
         self.previous_owner: dict = {}  # record of a dead owner taken over
         self._fd: Optional[int] = None
+        self._created_dir = False
 
     def _owner_record(self) -> dict:
         return dict(pid=os.getpid(), host=socket.gethostname(),
@@ -127,12 +130,14 @@ class WorkDirLock:
         key = osp.realpath(self.path)
         if key in _HELD:
             raise WorkDirLockedError(self.work_dir, _HELD[key].record)
+        self._created_dir = not osp.isdir(self.work_dir)
         os.makedirs(self.work_dir, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             if error.errno in (errno.EACCES, errno.EAGAIN):
+                self._created_dir = False
                 owner = self._wait_for_record(fd)
                 os.close(fd)
                 env_token = os.environ.get(TOKEN_ENV)
@@ -172,13 +177,18 @@ class WorkDirLock:
         return record
 
     def release(self) -> None:
-        """Clear the record and drop the lock (a guest does nothing). Idempotent."""
+        """Clear the record and drop the lock (a guest does nothing). Idempotent. A work dir
+        this lock created and nothing else wrote into is removed again."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         _HELD.pop(osp.realpath(self.path), None)
         try:
-            os.ftruncate(fd, 0)  # empty record: the next start sees a clean hand-over
+            if self._created_dir and os.listdir(self.work_dir) == [LOCK_FILE]:
+                os.unlink(self.path)  # still locked: nobody can take the file meanwhile
+                os.rmdir(self.work_dir)
+            else:
+                os.ftruncate(fd, 0)  # empty record: the next start sees a clean hand-over
         except OSError:
             pass
         finally:
@@ -207,3 +217,31 @@ def acquire_work_dir_lock(work_dir: str, rank: Optional[int] = None) -> Optional
     if rank != 0:
         return None
     return WorkDirLock(work_dir).acquire()
+
+
+@contextmanager
+def hold_work_dirs(work_dirs: Sequence[str]) -> Iterator[List[WorkDirLock]]:
+    """Hold the locks of ``work_dirs`` (e.g. the chain's stage dirs) for the ``with`` block.
+
+    All locks share one token, exported in ``DP_WORK_DIR_LOCK_TOKEN`` meanwhile, so child
+    processes started in the block (the stages) run as guests of these locks.
+
+    Raises:
+        WorkDirLockedError: one of the dirs is owned by another live process (the locks
+            taken before it are released).
+    """
+    token = uuid.uuid4().hex
+    locks: List[WorkDirLock] = []
+    previous = os.environ.get(TOKEN_ENV)
+    try:
+        for work_dir in dict.fromkeys(work_dirs):
+            locks.append(WorkDirLock(work_dir, token=token, allow_guest=False).acquire())
+        os.environ[TOKEN_ENV] = token
+        yield locks
+    finally:
+        if previous is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = previous
+        for lock in reversed(locks):
+            lock.release()

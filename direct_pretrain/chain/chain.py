@@ -12,6 +12,7 @@ the chain's ETA, and the run report (tables + plots) is written at the end.
 import json
 import logging
 import os.path as osp
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,8 @@ from mmengine.config import Config
 from mmengine.fileio import dump
 
 from ..apis.config_checks import final_checkpoint_name, resolve_config_path
+from ..apis.work_dir_lock import hold_work_dirs
+from ..utils.process_lifetime import die_with_parent
 from .progress import StageProgress, estimate_train_cost
 
 __all__ = ['StageResult', 'run_chain', 'run_train_stage', 'run_test_stage', 'format_results_table',
@@ -45,10 +48,16 @@ def tool_command(tool: str) -> List[str]:
     return [sys.executable, '-m', f'direct_pretrain.cli.{tool}']
 
 
+def _die_with_chain() -> None:
+    """In the stage process before it starts: end it (SIGTERM) when the chain dies, so a
+    killed chain leaves no stage training on in a work dir it no longer holds."""
+    die_with_parent(signal.SIGTERM)
+
+
 def _run(cmd: List[str]) -> float:
     logger.info('running: %s', ' '.join(cmd))
     start = time.time()
-    completed = subprocess.run(cmd)
+    completed = subprocess.run(cmd, preexec_fn=_die_with_chain)
     if completed.returncode != 0:
         raise RuntimeError(f'stage command failed with exit code {completed.returncode}: {" ".join(cmd)}')
     return time.time() - start
@@ -133,16 +142,19 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
     pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
     progress = StageProgress([('pretrain', estimate_train_cost(pre_cfg)),
                               ('finetune', estimate_train_cost(ft_cfg)), ('test', None)], 'chain')
-    results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pretrain_args, progress)]
-    load_from = results[0].output
-    finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir,
-                            ['--cfg-options', f'load_from={load_from}', *finetune_args], progress)
-    results.append(finetune)
+    # One live run per work dir: the chain holds both stage dirs across all stages; its stage
+    # processes run under its lock (they carry its token) and die with it.
+    with hold_work_dirs([pre_dir, ft_dir]):
+        results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pretrain_args, progress)]
+        load_from = results[0].output
+        finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir,
+                                   ['--cfg-options', f'load_from={load_from}', *finetune_args], progress)
+        results.append(finetune)
 
-    results.append(run_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress))
-    dump([asdict(r) for r in results], osp.join(ft_dir, 'chain_results.json'), indent=1)
-    if make_report:
-        _write_chain_report([pre_dir, ft_dir], report_dir or osp.join(ft_dir, 'report'))
+        results.append(run_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress))
+        dump([asdict(r) for r in results], osp.join(ft_dir, 'chain_results.json'), indent=1)
+        if make_report:
+            _write_chain_report([pre_dir, ft_dir], report_dir or osp.join(ft_dir, 'report'))
     return results
 
 

@@ -30,6 +30,7 @@ _ZIP_MAGIC = b'PK\x03\x04'
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0a' + (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
 _PICKLE_PROTO = b'\x80'
 _SHOW_GLOBALS = 5
+_LOCAL_SCHEMES = ('detectron://', 'direct-release://')
 
 
 class CheckpointCheckError(ValueError):
@@ -51,11 +52,13 @@ class CheckpointCheckError(ValueError):
 def local_checkpoint_path(path: str) -> Optional[str]:
     """The local file behind a checkpoint argument, or None for remote schemes.
 
-    ``detectron://x.pkl`` is a local Detectron pickle (the package's scheme); ``http://``,
-    ``s3://``, ``open-mmlab://`` and other schemes are fetched by mmengine and not checked here.
+    ``detectron://x.pkl`` (a Detectron pickle) and ``direct-release://x.pth`` (a file of
+    the original release) are the package's schemes for local files; ``http://``, ``s3://``,
+    ``open-mmlab://`` and other schemes are fetched by mmengine and not checked here.
     """
-    if path.startswith('detectron://'):
-        return osp.expanduser(path[len('detectron://'):])
+    for scheme in _LOCAL_SCHEMES:
+        if path.startswith(scheme):
+            return osp.expanduser(path[len(scheme):])
     if '://' in path:
         return None
     return osp.expanduser(path)
@@ -130,8 +133,8 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint', kind: str = 'torc
     reads the directory and the pickle record only, never the tensors.
 
     Args:
-        path (str): Checkpoint path; ``detectron://`` is resolved to its local file, other
-            URL schemes are left to mmengine and not checked.
+        path (str): Checkpoint path; ``detectron://`` and ``direct-release://`` are resolved
+            to their local files, other URL schemes are left to mmengine and not checked.
         what (str): How the file was given, for the message (``load_from``, ``--resume``,
             ``checkpoint``). Defaults to 'checkpoint'.
         kind (str): 'torch' (mmengine/torch checkpoint) or 'detectron' (a Detectron
@@ -152,6 +155,8 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint', kind: str = 'torc
         return None
     if path.startswith('detectron://'):
         kind = 'detectron'
+    elif path.startswith('direct-release://'):
+        check_globals = False  # the release reader has its own allow-list (mmdet 2.x meta)
     if not osp.exists(local):
         raise CheckpointCheckError(local, 'missing', 'does not exist; check the path.', what)
     if not osp.isfile(local):

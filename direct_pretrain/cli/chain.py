@@ -35,6 +35,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[chain] %(message)s')
     from ..apis.config_checks import ConfigInputError, resolve_config_path
+    from ..apis.work_dir_lock import WorkDirLockedError
     from ..chain import format_results_table, run_chain
     from ..datasets import generate_toy_coco, toy_coco_is_complete
     if args.toy_data and not toy_coco_is_complete(args.toy_data):
@@ -46,7 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         results = run_chain(pretrain_config, finetune_config, args.work_root, args.eval,
                             pretrain_args=train_args, finetune_args=train_args, report_dir=args.report,
                             make_report=not args.no_report)
-    except ConfigInputError as error:
+    except (ConfigInputError, WorkDirLockedError) as error:  # bad input; a stage dir in use by another run
         print(f'error: {error}', file=sys.stderr)
         return 2
     except RuntimeError as error:  # a stage failed; its own output said why

@@ -18,6 +18,7 @@ import time
 import torch
 
 from ..checkpoint import UnsafeCheckpointError, convert_detectron
+from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
 from ..checkpoint.detectron_errors import DetectronConversionError
 
 __all__ = ['parse_args', 'build_target', 'main']
@@ -61,11 +62,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
     start = time.perf_counter()
     try:
+        check_checkpoint_file(args.src, what='Detectron weights', kind='detectron')
         target = build_target(args.config) if args.config else None
         state_dict, report = convert_detectron(
             args.src, args.arch, target=target, bn_eps=args.bn_eps, retina_target_ratios=args.retina_ratios,
             allow_unused=args.allow_unused, allow_missing=args.allow_missing)
-    except (DetectronConversionError, UnsafeCheckpointError, FileNotFoundError) as error:
+    except (DetectronConversionError, UnsafeCheckpointError, FileNotFoundError, CheckpointCheckError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     meta = dict(detectron_conversion=dict(source=osp.abspath(args.src), arch=report.arch, summary=report.summary(),

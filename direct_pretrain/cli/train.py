@@ -38,6 +38,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='resume from this checkpoint, or with no path from the latest one in the work dir')
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log to TensorBoard (event files under <work_dir>/<timestamp>/vis_data)')
+    parser.add_argument('--check-images', choices=['quick', 'full', 'off'],
+                        help='up-front check of the training images: quick (size, start and end markers; the '
+                        "default, or the config's dataset_check.images), full (also parse every header), off")
     parser.add_argument('--accumulate', type=int, default=1, metavar='N',
                         help='sum the gradients of N batches per optimizer step (effective batch = GPUs x '
                         'batch x N; --auto-scale-lr and iteration-based warmups count it)')
@@ -51,6 +54,8 @@ def build_config(args: argparse.Namespace):
     """The validated training config for parsed ``args`` (raises ``ConfigInputError``)."""
     import direct_pretrain  # noqa: F401  (registers modules, safe checkpoint loading)
     from direct_pretrain.apis import build_train_config
+    if getattr(args, 'check_images', None):
+        args.cfg_options = dict(args.cfg_options or {}, **{'dataset_check.images': args.check_images})
     return build_train_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options,
                               launcher=args.launcher, amp=args.amp, auto_scale_lr=args.auto_scale_lr,
                               resume=args.resume, tensorboard=args.tensorboard, accumulate=args.accumulate)
@@ -62,6 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     rank0 = os.environ.get('RANK', '0') == '0'
     logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format='[%(name)s] %(message)s')
     from direct_pretrain.apis import ConfigInputError, train
+    from direct_pretrain.apis.work_dir_lock import WorkDirLockedError
+    from direct_pretrain.datasets import TooManyBadImagesError
     try:
         cfg = build_config(args)
     except ConfigInputError as error:
@@ -74,6 +81,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if rank0:
             print(f'error: {error}', file=sys.stderr)
         return 3
+    except (WorkDirLockedError, TooManyBadImagesError) as error:  # another live run; too many bad images
+        if rank0:
+            print(f'error: {error}', file=sys.stderr)
+        return 2
     return 0
 
 

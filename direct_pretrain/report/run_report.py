@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.fileio import dump
 
+from ..datasets.bad_image_log import BAD_IMAGE_LOG, read_bad_images
 from .run_logs import ReportInputError, StageLog, read_stage_log, stage_timeline
 from .tables import format_duration, format_number, markdown_table
 
@@ -43,6 +44,8 @@ class StageSummary:
         peak_gpu_mb (float, optional): mmengine's ``memory`` (CUDA only).
         final_losses (dict): The last logged value of every loss.
         metrics (dict): The test metrics (``coco/*``).
+        bad_images (dict): Image files the training pipeline skipped as bad, with the reason
+            (``<work_dir>/bad_images.jsonl``).
     """
     name: str
     work_dir: str
@@ -57,6 +60,7 @@ class StageSummary:
     final_losses: Dict[str, float]
     metrics: Dict[str, float] = field(default_factory=dict)
     metrics_source: Optional[str] = None
+    bad_images: Dict[str, str] = field(default_factory=dict)  # file -> reason, skipped during training
 
     @property
     def seconds_per_image(self) -> Optional[float]:
@@ -143,6 +147,11 @@ def format_report(summaries: Sequence[StageSummary], notes: Sequence[str], plots
              '### Final losses (last logged value)', '', format_loss_table(summaries), '']
     metrics = format_metrics_table(summaries)
     parts += ['## Evaluation (COCO)', '', metrics if metrics else 'No test metrics found.', '']
+    bad = [[s.name, f'`{path}`', reason] for s in summaries for path, reason in s.bad_images.items()]
+    if bad:
+        parts += ['## Bad images skipped during training', '', markdown_table(['stage', 'file', 'reason'], bad), '',
+                  'Skipped and counted by the training pipeline (dataset_check.max_bad_images sets how many a run '
+                  'tolerates); fix or replace the files.', '']
     if plots:
         parts += ['## Plots', '']
         captions = {'loss': 'Losses of all stages, x = cumulative training wall time (minutes, validation '
@@ -183,6 +192,8 @@ def write_report(work_dirs: Sequence[str], out_dir: str, names: Optional[Sequenc
     expect = list(expect_test) if expect_test is not None else [i == len(work_dirs) - 1 for i in range(len(work_dirs))]
     logs = [read_stage_log(d, n, e) for d, n, e in zip(work_dirs, names, expect)]
     summaries = [summarize_stage(log) for log in logs]
+    for summary in summaries:
+        summary.bad_images = read_bad_images(osp.join(summary.work_dir, BAD_IMAGE_LOG))
     notes = [n for log in logs for n in log.notes]
     os.makedirs(out_dir, exist_ok=True)
     plots = {'loss': plot_losses(logs, osp.join(out_dir, 'loss_curves.png'))}

@@ -73,8 +73,9 @@ def test_amp_without_cuda_is_a_clear_error(configs):
 
 
 def test_eval_selects_coco_metrics(configs, tmp_path):
-    ckpt = tmp_path / 'fake.pth'
-    ckpt.write_bytes(b'')
+    import torch
+    ckpt = tmp_path / 'weights.pth'
+    torch.save({'state_dict': {}}, ckpt)  # the checkpoint pre-check refuses empty files
     cfg = build_test_config(parse_test_args([configs[1], str(ckpt), '--eval', 'segm']))
     assert cfg.test_evaluator.metric == ['segm'] and cfg.load_from == str(ckpt)
 
@@ -86,7 +87,7 @@ def test_auto_scale_lr_flag(configs):
 
 def test_crafted_checkpoint_never_executes_through_the_tools(configs, tmp_path):
     """A .pth whose unpickling would create a file: test.py and train.py (load_from) refuse
-    it naming the type, and the file is never created."""
+    it up front naming the type (one error line, exit 2, no work dir), and the file is never created."""
     import torch
 
     target = tmp_path / 'pwned'
@@ -97,6 +98,6 @@ def test_crafted_checkpoint_never_executes_through_the_tools(configs, tmp_path):
                  f'load_from={evil}']):
         proc = subprocess.run([PYTHON, *cmd], cwd=tmp_path, env=python_env(), capture_output=True, text=True,
                               timeout=300)
-        assert proc.returncode != 0
-        assert 'UnsafeCheckpointError' in proc.stderr and 'system' in proc.stderr, proc.stderr[-2000:]
-        assert not target.exists()
+        assert proc.returncode == 2 and proc.stderr.count('error:') == 1, proc.stderr[-2000:]
+        assert 'is unsafe to load' in proc.stderr and 'system' in proc.stderr, proc.stderr[-2000:]
+        assert not target.exists() and not (tmp_path / 'wd_test').exists() and not (tmp_path / 'wd_train').exists()
