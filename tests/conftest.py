@@ -17,3 +17,24 @@ def tiny_coco_root(tmp_path_factory) -> str:
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_trained_stage(tmp_path_factory, tiny_coco_root) -> dict:
+    """A 2-iteration training of the tiny pretrain config, run the way the chain runs a stage
+    (``dp-train`` in a child process through ``chain.terminal.run_stage``): its work dir, the
+    config and what the terminal showed. Shared by log-reading tests."""
+    import io
+    import sys
+
+    from direct_pretrain.chain.terminal import run_stage
+    from dp_test_utils import python_env, write_tiny_stage_configs
+    tmp = tmp_path_factory.mktemp('trained_stage')
+    pre_cfg, _ = write_tiny_stage_configs(str(tmp / 'cfg'), tiny_coco_root)
+    work_dir = str(tmp / 'work')
+    terminal = io.StringIO()
+    # 8 images at 4 per batch: 2 iterations in the one epoch
+    seconds = run_stage('pretrain', [sys.executable, '-m', 'direct_pretrain.cli.train', pre_cfg, '--work-dir',
+                                     work_dir, '--cfg-options', 'train_dataloader.batch_size=4'],
+                        work_dir, env=python_env(), total_epochs=1, out=terminal)
+    return dict(work_dir=work_dir, config=pre_cfg, terminal=terminal.getvalue(), seconds=seconds)

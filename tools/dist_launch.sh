@@ -11,6 +11,13 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
 fi
 
+# The inputs are checked once, before torchrun starts any worker: bad input is one error: line
+# and exit 2 (not one per rank and torchrun's failure report), and nothing is written. The
+# workers skip what this check already reported (the batch-size warning).
+WORLD_SIZE=$(( ${NNODES:-1} * GPUS )) RANK=0 "$PYTHON" -m "direct_pretrain.cli.$TOOL" "${@:3}" \
+    --launcher pytorch --check-only || exit $?
+export DP_INPUTS_CHECKED=1
+
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" \
     --node_rank="${NODE_RANK:-0}" \

@@ -30,41 +30,48 @@ def launcher_world_size(launcher: str) -> int:
     return 1
 
 
-def check_batch_size(cfg: Config, world_size: int, auto_scale_lr: Optional[bool] = None) -> Optional[str]:
-    """Warn once when ``world_size`` x batch (x ``accumulative_counts``) differs from
+def check_batch_size(cfg: Config, world_size: int, auto_scale_lr: Optional[bool] = None,
+                     accumulate: int = 1, warn: bool = True) -> Optional[str]:
+    """Warn once when ``world_size`` x batch x accumulation differs from
     ``auto_scale_lr.base_batch_size`` and LR scaling is off; returns the message or None.
+
+    Call it before ``--accumulate`` is applied to the config (that divides ``base_batch_size``).
 
     Args:
         cfg (Config): The training config.
         world_size (int): Number of training processes.
         auto_scale_lr (bool, optional): Whether ``--auto-scale-lr`` was given. Defaults to
             ``cfg.auto_scale_lr.enable``.
+        accumulate (int): ``--accumulate N`` of the run. Defaults to 1.
+        warn (bool): Log the message as a warning here. Defaults to True.
     """
     scale = cfg.get('auto_scale_lr') or {}
     base = scale.get('base_batch_size')
-    enabled = scale.get('enable', False) if auto_scale_lr is None else auto_scale_lr
+    enabled = scale.get('enable', False) if auto_scale_lr is None else (auto_scale_lr or scale.get('enable', False))
     loader = cfg.get('train_dataloader') or {}
     batch = loader.get('batch_size')
     if not base or enabled or not isinstance(batch, int):
         return None
     optim_wrapper = cfg.get('optim_wrapper') or {}
-    accumulate = int(optim_wrapper.get('accumulative_counts', 1) or 1)
-    effective = world_size * batch * accumulate
+    in_config = int(optim_wrapper.get('accumulative_counts', 1) or 1)
+    steps = in_config * int(accumulate)
+    effective = world_size * batch * steps
     if effective == base:
         return None
     parts = f'{world_size} process{"es" if world_size != 1 else ""} x {batch} images'
-    if accumulate != 1:
-        parts += f' x {accumulate} accumulated steps'
+    if steps != 1:
+        parts += f' x {steps} accumulated steps'
     lr = (optim_wrapper.get('optimizer') or {}).get('lr')
+    numeric = isinstance(lr, (int, float)) and not isinstance(lr, bool)
     message = (f'effective batch {effective} ({parts}) differs from auto_scale_lr.base_batch_size={base}, '
-               f'the batch the config\'s LR{f" {lr:g}" if isinstance(lr, (int, float)) else ""} was set for')
-    if accumulate == 1:
-        fixed = f' to {lr * effective / base:g}' if isinstance(lr, (int, float)) else ''
-        message += f'; add --auto-scale-lr to scale the LR linearly{fixed}'
+               f'the batch the config\'s LR{f" {lr:g}" if numeric else ""} was set for')
+    if in_config == 1:  # --accumulate adjusts base_batch_size, so --auto-scale-lr counts it
+        message += f'; add --auto-scale-lr to scale the LR linearly{f" to {lr * effective / base:g}" if numeric else ""}'
     else:
-        # mmengine's scaling ignores accumulative_counts: --auto-scale-lr would miss that factor.
-        fixed = f'={lr * effective / base:g}' if isinstance(lr, (int, float)) else '=<lr x effective / base>'
-        message += (f'; set --cfg-options optim_wrapper.optimizer.lr{fixed} (--auto-scale-lr ignores '
-                    'accumulative_counts)')
-    logger.warning(message)
+        # mmengine's scaling ignores a config's own accumulative_counts: the flag would miss that factor.
+        fixed = f'={lr * effective / base:g}' if numeric else '=<lr x effective / base>'
+        message += (f'; set --cfg-options optim_wrapper.optimizer.lr{fixed} (--auto-scale-lr ignores the '
+                    'config\'s accumulative_counts)')
+    if warn:
+        logger.warning(message)
     return message

@@ -63,7 +63,8 @@ def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
         if data_root and not osp.isdir(data_root):
             raise ConfigInputError(
                 f'{loader}: data_root {data_root!r} does not exist. Download or generate the dataset '
-                '(the toy set: python tools/make_toy_coco.py <root>), or set it with '
+                '(the toy set: python tools/make_toy_coco.py <root>), then pass --data-root <path> (sets it on '
+                f'every dataset of the config and the evaluators\' ann_file), or set only this one with '
                 f'--cfg-options {key}.data_root=<path>.')
         ann_file = ds.get('ann_file') or ''
         if ann_file:
@@ -138,7 +139,10 @@ def check_load_from(cfg: Config, what: str = 'load_from') -> None:
         return
     hint = ''
     pretrain_config = cfg.get('pretrain_config')
-    if pretrain_config:
+    # The pretrain hint only for the pretrain stage's own output (a dir named after its config),
+    # not for a checkpoint the user named.
+    if pretrain_config and (osp.basename(osp.dirname(osp.normpath(load_from))) ==
+                            osp.splitext(osp.basename(pretrain_config))[0]):
         hint = (f' It is written by the pretrain stage: run `./dist_train.sh {pretrain_config} <GPUS>` '
                 f'(or `python tools/train.py {pretrain_config}`) first, or point load_from at your own '
                 'checkpoint with --cfg-options load_from=<path>.')

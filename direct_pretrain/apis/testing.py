@@ -6,6 +6,7 @@ release's ``--eval bbox segm`` did, and the returned metrics can be written as J
 reports. Argument parsing lives in :mod:`direct_pretrain.cli.test`.
 """
 import copy
+import logging
 import os
 import warnings
 from typing import Any, Dict, Optional, Sequence
@@ -17,6 +18,8 @@ from .training import load_config
 __all__ = ['COCO_METRICS', 'build_test_config', 'test']
 
 COCO_METRICS = ('bbox', 'segm', 'proposal', 'proposal_fast')
+
+logger = logging.getLogger(__name__)
 
 
 def _apply_tta(cfg: Config) -> None:
@@ -48,7 +51,8 @@ def build_test_config(config: str,
                       show: bool = False,
                       show_dir: Optional[str] = None,
                       wait_time: float = 2,
-                      tta: bool = False) -> Config:
+                      tta: bool = False,
+                      data_root: Optional[str] = None) -> Config:
     """The config a test run uses, validated before anything is written.
 
     Args:
@@ -64,6 +68,8 @@ def build_test_config(config: str,
         show_dir (str, optional): Save painted predictions there.
         wait_time (float): Interval of ``show`` in seconds. Defaults to 2.
         tta (bool): Flip test-time augmentation. Defaults to False.
+        data_root (str, optional): Dataset folder, set on every dataset and the evaluators'
+            ``ann_file`` (``--data-root``). Defaults to the config's.
 
     Raises:
         ConfigInputError: the config, checkpoint, a dataset path or an option is unusable.
@@ -75,7 +81,7 @@ def build_test_config(config: str,
     from .config_checks import ConfigInputError, check_test_inputs
     if out is not None and not out.endswith(('.pkl', '.pickle')):
         raise ConfigInputError(f'--out {out!r}: predictions are dumped as a pickle; use a .pkl file name.')
-    cfg = load_config(config, work_dir, cfg_options, launcher)
+    cfg = load_config(config, work_dir, cfg_options, launcher, data_root)
     if eval_metrics:
         unknown = [m for m in eval_metrics if m not in COCO_METRICS]
         if unknown:
@@ -114,4 +120,5 @@ def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = No
         dump({k: float(v) if isinstance(v, (int, float)) else str(v) for k, v in metrics.items()},
              metrics_out + '.tmp', file_format='json', indent=1)
         os.replace(metrics_out + '.tmp', metrics_out)
+        logger.info('test metrics written to %s', metrics_out)
     return metrics

@@ -8,6 +8,7 @@ work on CPU (gloo), and ``tensorboard`` adds TensorBoard logging (the original
 ``--use_tfboard``). Argument parsing lives in :mod:`direct_pretrain.cli.train`.
 """
 import logging
+import os
 import os.path as osp
 from typing import Any, Dict, Optional
 
@@ -19,14 +20,21 @@ logger = logging.getLogger(__name__)
 
 
 def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[Dict[str, Any]] = None,
-                launcher: str = 'none') -> Config:
-    """Load ``path``, apply ``cfg_options`` and resolve the work dir the mmdet way
-    (``work_dir`` argument, else the config's, else ``./work_dirs/<config name>``)."""
+                launcher: str = 'none', data_root: Optional[str] = None) -> Config:
+    """Load ``path``, apply ``cfg_options`` (a value replacing a number must be one) and
+    ``data_root`` (:func:`~.data_root.set_data_root`, wherever the datasets nest it), and
+    resolve the work dir the mmdet way (``work_dir`` argument, else the config's, else
+    ``./work_dirs/<config name>``)."""
     from .config_checks import resolve_config_path
+    from .data_root import set_data_root
+    from .option_checks import check_option_types
     cfg = Config.fromfile(resolve_config_path(path))
     cfg.launcher = launcher
     if cfg_options is not None:
+        check_option_types(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -56,7 +64,8 @@ def build_train_config(config: str,
                        auto_scale_lr: bool = False,
                        resume: Optional[str] = None,
                        tensorboard: bool = False,
-                       accumulate: int = 1) -> Config:
+                       accumulate: int = 1,
+                       data_root: Optional[str] = None) -> Config:
     """The config a training run uses, validated before anything is written.
 
     Args:
@@ -72,6 +81,8 @@ def build_train_config(config: str,
         accumulate (int): Sum the gradients of this many batches per optimizer step
             (:func:`~.accumulation.apply_gradient_accumulation`: ``auto_scale_lr`` and
             iteration-based schedules count the effective batch). Defaults to 1.
+        data_root (str, optional): Dataset folder, set on every dataset of the config
+            (``--data-root``). Defaults to the config's.
 
     Raises:
         ConfigInputError: the config, a path it names or an option is unusable.
@@ -81,7 +92,7 @@ def build_train_config(config: str,
     from ..checkpoint.atomic_save import find_resumable_checkpoint
     from .config_checks import ConfigInputError, check_train_inputs, validate_training_data
     from .fault_tolerance import apply_fault_tolerance
-    cfg = load_config(config, work_dir, cfg_options, launcher)
+    cfg = load_config(config, work_dir, cfg_options, launcher, data_root)
     if amp:
         if not torch.cuda.is_available():
             raise ConfigInputError('--amp uses AmpOptimWrapper, which needs a CUDA device; none is visible. '
@@ -94,6 +105,8 @@ def build_train_config(config: str,
             raise ConfigInputError(f'--auto-scale-lr needs auto_scale_lr=dict(enable=False, base_batch_size=N) '
                                    f'in {config}.')
         cfg.auto_scale_lr.enable = True
+    from .batch_check import check_batch_size, launcher_world_size
+    batch_warning = check_batch_size(cfg, launcher_world_size(launcher), auto_scale_lr, accumulate, warn=False)
     if accumulate != 1:
         from .accumulation import apply_gradient_accumulation
         apply_gradient_accumulation(cfg, accumulate)
@@ -114,6 +127,9 @@ def build_train_config(config: str,
         cfg.load_from = resume
     check_train_inputs(cfg)
     validate_training_data(cfg)
+    if batch_warning and os.environ.get('RANK', '0') == '0' and os.environ.get('DP_INPUTS_CHECKED') != '1':
+        # once per job, after the checks passed: rank 0, or dist_launch.sh's check before torchrun
+        logger.warning(batch_warning)
     apply_fault_tolerance(cfg)  # bad images skipped and counted, workers die with the run
     return cfg
 

@@ -13,9 +13,7 @@ import json
 import logging
 import os.path as osp
 import signal
-import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -26,6 +24,7 @@ from ..apis.config_checks import final_checkpoint_name, resolve_config_path
 from ..apis.work_dir_lock import hold_work_dirs
 from ..utils.process_lifetime import die_with_parent
 from .progress import StageProgress, estimate_train_cost
+from .terminal import StageFailed, run_stage
 
 __all__ = ['StageResult', 'run_chain', 'run_train_stage', 'run_test_stage', 'format_results_table',
            'tool_command']
@@ -54,17 +53,19 @@ def _die_with_chain() -> None:
     die_with_parent(signal.SIGTERM)
 
 
-def _run(cmd: List[str]) -> float:
+def _run(cmd: List[str], name: str, work_dir: str, verbose: bool = False,
+         total_epochs: Optional[int] = None) -> float:
+    """Run one stage's command: its output to ``<work_dir>/stage.log`` and a progress bar on the
+    terminal, or with ``verbose`` the output itself (:func:`~.terminal.run_stage`)."""
     logger.info('running: %s', ' '.join(cmd))
-    start = time.time()
-    completed = subprocess.run(cmd, preexec_fn=_die_with_chain)
-    if completed.returncode != 0:
-        raise RuntimeError(f'stage command failed with exit code {completed.returncode}: {" ".join(cmd)}')
-    return time.time() - start
+    try:
+        return run_stage(name, cmd, work_dir, total_epochs=total_epochs, verbose=verbose, preexec_fn=_die_with_chain)
+    except StageFailed as error:
+        raise RuntimeError(str(error)) from error
 
 
 def run_train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: Sequence[str] = (),
-                    progress: Optional[StageProgress] = None) -> StageResult:
+                    progress: Optional[StageProgress] = None, verbose: bool = False) -> StageResult:
     """Train ``config`` into ``work_dir`` in a child process: skipped when its final
     checkpoint exists, resumed when the dir holds an earlier checkpoint.
 
@@ -75,6 +76,8 @@ def run_train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: S
         work_dir (str): The stage's work dir.
         extra (Sequence[str]): Further train-tool arguments.
         progress (StageProgress, optional): Receives start / finish of the stage.
+        verbose (bool): Show the stage's output instead of a progress bar (it goes to
+            ``<work_dir>/stage.log`` either way). Defaults to False.
     """
     final = osp.join(work_dir, final_checkpoint_name(cfg))
     if osp.isfile(final):
@@ -89,7 +92,7 @@ def run_train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: S
         status = 'resumed'
     if progress:
         progress.start(name)
-    wall = _run(cmd)
+    wall = _run(cmd, name, work_dir, verbose, (cfg.get('train_cfg') or {}).get('max_epochs'))
     if not osp.isfile(final):
         raise RuntimeError(f'{name}: training finished but {final} was not written')
     if progress:
@@ -98,7 +101,7 @@ def run_train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: S
 
 
 def run_test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_metrics: Sequence[str],
-                   progress: StageProgress) -> StageResult:
+                   progress: StageProgress, extra: Sequence[str] = (), verbose: bool = False) -> StageResult:
     """Evaluate ``checkpoint`` in a child process, metrics to ``<work_dir>/test_metrics.json``;
     skipped when those metrics are newer than the checkpoint."""
     metrics_file = osp.join(work_dir, 'test_metrics.json')
@@ -109,7 +112,7 @@ def run_test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_
         status = 'ran'
         progress.start(name)
         wall = _run([*tool_command('test'), config, checkpoint, '--work-dir', work_dir,
-                     '--eval', *eval_metrics, '--metrics-out', metrics_file])
+                     '--eval', *eval_metrics, '--metrics-out', metrics_file, *extra], name, work_dir, verbose)
     progress.finish(name, wall, status)
     with open(metrics_file) as f:
         return StageResult(name, status, wall, metrics_file, json.load(f))
@@ -118,7 +121,8 @@ def run_test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_
 def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[str] = None,
               eval_metrics: Sequence[str] = ('bbox', 'segm'), pretrain_args: Sequence[str] = (),
               finetune_args: Sequence[str] = (), report_dir: Optional[str] = None,
-              make_report: bool = True) -> List[StageResult]:
+              make_report: bool = True, data_root: Optional[str] = None,
+              verbose: bool = False) -> List[StageResult]:
     """Run pretrain -> finetune -> test; returns one :class:`StageResult` per stage.
 
     Args:
@@ -131,6 +135,9 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
         report_dir (str, optional): Where the run report goes. Defaults to
             ``<finetune work dir>/report``.
         make_report (bool): Write the run report at the end. Defaults to True.
+        data_root (str, optional): ``--data-root`` of every stage. Defaults to the configs'.
+        verbose (bool): Show the stages' output instead of one progress bar per stage (each
+            stage's output goes to ``<work dir>/stage.log`` either way). Defaults to False.
     """
     pretrain_config, finetune_config = resolve_config_path(pretrain_config), resolve_config_path(finetune_config)
 
@@ -139,19 +146,23 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
         return osp.join(work_root or 'work_dirs', name)
 
     pre_dir, ft_dir = work_dir(pretrain_config), work_dir(finetune_config)
+    data_args = ['--data-root', data_root] if data_root else []
     pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
     progress = StageProgress([('pretrain', estimate_train_cost(pre_cfg)),
                               ('finetune', estimate_train_cost(ft_cfg)), ('test', None)], 'chain')
     # One live run per work dir: the chain holds both stage dirs across all stages; its stage
     # processes run under its lock (they carry its token) and die with it.
     with hold_work_dirs([pre_dir, ft_dir]):
-        results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pretrain_args, progress)]
+        results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, [*pretrain_args, *data_args], progress,
+                                   verbose)]
         load_from = results[0].output
         finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir,
-                                   ['--cfg-options', f'load_from={load_from}', *finetune_args], progress)
+                                   ['--cfg-options', f'load_from={load_from}', *finetune_args, *data_args], progress,
+                                   verbose)
         results.append(finetune)
 
-        results.append(run_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress))
+        results.append(run_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress,
+                                      data_args, verbose))
         dump([asdict(r) for r in results], osp.join(ft_dir, 'chain_results.json'), indent=1)
         if make_report:
             _write_chain_report([pre_dir, ft_dir], report_dir or osp.join(ft_dir, 'report'))

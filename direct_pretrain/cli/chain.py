@@ -32,6 +32,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--report', metavar='DIR', help='run report folder (default: <finetune work dir>/report)')
     parser.add_argument('--no-report', action='store_true', help='do not write the run report')
     parser.add_argument('--tensorboard', action='store_true', help='also log both training stages to TensorBoard')
+    parser.add_argument('--data-root', metavar='DIR', help='dataset folder of every stage (train --data-root)')
+    parser.add_argument('--verbose', action='store_true',
+                        help="show the stages' full output instead of one progress bar per stage (the output "
+                        'goes to <work dir>/stage.log either way)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[chain] %(message)s')
     from ..apis.config_checks import ConfigInputError, resolve_config_path
@@ -46,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         train_args = ['--tensorboard'] if args.tensorboard else []
         results = run_chain(pretrain_config, finetune_config, args.work_root, args.eval,
                             pretrain_args=train_args, finetune_args=train_args, report_dir=args.report,
-                            make_report=not args.no_report)
+                            make_report=not args.no_report, data_root=args.data_root, verbose=args.verbose)
     except (ConfigInputError, WorkDirLockedError) as error:  # bad input; a stage dir in use by another run
         print(f'error: {error}', file=sys.stderr)
         return 2

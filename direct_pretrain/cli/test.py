@@ -5,6 +5,7 @@
 - MMDetection 3.3's flags plus the original release's ``--eval``.
 """
 import argparse
+import logging
 import os
 import sys
 from typing import List, Optional
@@ -24,7 +25,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument('--eval', nargs='+', metavar='METRIC',
                         help=f'COCO metrics to evaluate, any of {", ".join(COCO_METRICS)} (e.g. --eval bbox segm)')
-    parser.add_argument('--metrics-out', help='write the evaluated metrics to this JSON file')
+    parser.add_argument('--metrics-out', help='write the evaluated metrics to this JSON file (default: '
+                        '<work_dir>/test_metrics.json, where report.py looks for them)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='save painted images under work_dir/timestamp/show_dir')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
@@ -40,19 +42,25 @@ def build_config(args: argparse.Namespace):
     from direct_pretrain.apis import build_test_config
     return build_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
                              launcher=args.launcher, eval_metrics=args.eval, out=args.out, show=args.show,
-                             show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta)
+                             show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta,
+                             data_root=args.data_root)
 
 
 @record  # under torchrun, a failing rank's traceback is shown in the job's error summary
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    rank0 = os.environ.get('RANK', '0') == '0'
+    logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format='[%(name)s] %(message)s')
     from direct_pretrain.apis import ConfigInputError, test
     try:
         cfg = build_config(args)
     except ConfigInputError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    test(cfg, out=args.out, metrics_out=args.metrics_out)
+    if args.check_only:
+        return 0
+    # rank 0 writes the metrics into the work dir unless --metrics-out says elsewhere
+    test(cfg, out=args.out, metrics_out=args.metrics_out or os.path.join(cfg.work_dir, 'test_metrics.json'))
     return 0
 
 

@@ -26,6 +26,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--data-root', metavar='DIR',
+                        help='dataset folder: set as data_root on every dataset of the config (also inside '
+                        "RepeatDataset / ConcatDataset wrappers) and in the evaluators' ann_file")
+    parser.add_argument('--check-only', action='store_true',
+                        help='check the inputs (config, options, data, checkpoints) and exit; writes nothing')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -58,7 +63,8 @@ def build_config(args: argparse.Namespace):
         args.cfg_options = dict(args.cfg_options or {}, **{'dataset_check.images': args.check_images})
     return build_train_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options,
                               launcher=args.launcher, amp=args.amp, auto_scale_lr=args.auto_scale_lr,
-                              resume=args.resume, tensorboard=args.tensorboard, accumulate=args.accumulate)
+                              resume=args.resume, tensorboard=args.tensorboard, accumulate=args.accumulate,
+                              data_root=args.data_root)
 
 
 @record  # under torchrun, a failing rank's traceback is shown in the job's error summary
@@ -74,6 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigInputError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    if args.check_only:
+        return 0
     from direct_pretrain.engine.hooks import TrainingDivergedError
     try:
         train(cfg)

@@ -41,15 +41,20 @@ def test_dist_train_two_processes_on_gloo(tmp_path, tiny_coco_root, repo_root):
     lines = [json.loads(line) for line in scalars[-1].read_text().splitlines()]
     assert [line['iter'] for line in lines if 'loss' in line] == [1, 2, 3, 4]
 
-    # ./dist_test.sh on the same two processes evaluates the checkpoint
+    # ./dist_test.sh on the same two processes evaluates the checkpoint; rank 0 writes the
+    # metrics into the work dir (here the training's, as with the default work dirs), where
+    # the run report finds them
     env = python_env()
     env['PORT'] = str(free_port())
-    metrics = tmp_path / 'metrics.json'
     proc = subprocess.run([osp.join(repo_root, 'dist_test.sh'), pre_cfg, str(work_dir / 'epoch_1.pth'), '2',
-                           '--eval', 'bbox', '--metrics-out', str(metrics), '--work-dir', str(tmp_path / 'test')],
+                           '--eval', 'bbox', '--work-dir', str(work_dir)],
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert 'coco/bbox_mAP' in json.loads(metrics.read_text())
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    metrics = json.loads((work_dir / 'test_metrics.json').read_text())
+    assert log.count('test metrics written to') == 1 and not list(work_dir.glob('*.tmp'))
+    from direct_pretrain.report import read_stage_log
+    assert read_stage_log(str(work_dir)).test_metrics['coco/bbox_mAP'] == metrics['coco/bbox_mAP']
 
 
 @pytest.mark.parametrize('how', ['raise', 'exit'])

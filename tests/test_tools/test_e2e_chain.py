@@ -33,7 +33,7 @@ def chain(tmp_path_factory, tiny_coco_root):
     pre_dir, ft_dir = osp.join(root, 'tiny_pretrain'), osp.join(root, 'tiny_finetune')
     return dict(tmp=tmp, root=root, pre_cfg=pre_cfg, ft_cfg=ft_cfg, pre_dir=pre_dir, ft_dir=ft_dir,
                 pre_ckpt=osp.join(pre_dir, 'epoch_1.pth'), ft_ckpt=osp.join(ft_dir, 'epoch_2.pth'),
-                metrics_file=osp.join(ft_dir, 'test_metrics.json'), stdout=proc.stdout)
+                metrics_file=osp.join(ft_dir, 'test_metrics.json'), stdout=proc.stdout, stderr=proc.stderr)
 
 
 def test_finetune_loaded_the_whole_pretrained_detector(chain):
@@ -69,6 +69,20 @@ def test_test_stage_reports_bbox_and_segm_map(chain):
     # the chain ends with the results table
     assert has_row(chain['stdout'], 'pretrain', 'ran') and has_row(chain['stdout'], 'test', 'ran')
     assert 'bbox_mAP | bbox_mAP_50' in chain['stdout']
+
+
+def test_chain_terminal_shows_a_bar_per_stage_and_the_logs_keep_the_rest(chain):
+    """The chain's own lines, one progress bar per stage and the results: no config dumps,
+    hook tables or COCO tables (those go to each stage's stage.log)."""
+    lines = (chain['stdout'] + chain['stderr']).splitlines()
+    assert len(lines) < 60, '\n'.join(lines)
+    bars = [line for line in lines if '━' in line]
+    assert [line.split()[0] for line in bars] == ['pretrain', 'finetune', 'test'], bars
+    assert all('done' in line for line in bars) and 'loss' in bars[0]
+    assert not any('paramwise_options' in line or 'Average Precision' in line for line in lines)
+    for work_dir, marker in ((chain['pre_dir'], 'Epoch(train)'), (chain['ft_dir'], 'Average Precision')):
+        with open(osp.join(work_dir, 'stage.log')) as f:
+            assert marker in f.read(), work_dir
 
 
 def test_test_tool_dumps_predictions_and_drawings(chain):

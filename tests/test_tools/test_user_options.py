@@ -93,6 +93,9 @@ def test_batch_warning_once_with_the_effective_batch_and_the_fix(caplog):
     assert f'base_batch_size={base}' in message and '--auto-scale-lr' in message
     assert f'{lr * 2:g}' in message and '\n' not in message
     assert check_batch_size(cfg, 2, auto_scale_lr=True) is None
+    with_accumulate = check_batch_size(cfg, 1, accumulate=2)  # --accumulate 2: the flag fixes it
+    assert f'effective batch {2 * batch} (1 process x {batch} images x 2 accumulated steps)' in with_accumulate
+    assert '--auto-scale-lr' in with_accumulate
     cfg.optim_wrapper.accumulative_counts = 2
     accumulated = check_batch_size(cfg, 1)
     assert f'effective batch {2 * batch}' in accumulated and 'x 2 accumulated steps' in accumulated
