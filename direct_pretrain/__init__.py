@@ -18,6 +18,7 @@ import :mod:`direct_pretrain.chain`, :mod:`direct_pretrain.report` or
 from mmengine.config.utils import MODULE2PACKAGE
 
 from .version import __version__
+from . import registry  # noqa: F401  (the direct_pretrain registry scope)
 from .checkpoint import install_safe_checkpoint_loading
 
 install_safe_checkpoint_loading()

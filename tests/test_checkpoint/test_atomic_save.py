@@ -7,22 +7,26 @@ import time
 
 import torch
 
-from dp_test_utils import PYTHON, python_env
+from mmengine.config import Config
+
+from dp_test_utils import PYTHON, TOY_PRETRAIN, python_env
 from direct_pretrain.checkpoint import find_resumable_checkpoint, is_complete_checkpoint
 
 
 def test_kill_during_checkpoint_writes_never_leaves_a_partial_file(tmp_path):
-    """A child keeps saving ~40 MB checkpoints through mmengine; it is SIGKILLed at
-    staggered moments. Every file under a final name must load."""
+    """A child keeps saving ~40 MB checkpoints through mmengine with the backend the
+    package's configs select for the checkpoint hook; it is SIGKILLed at staggered
+    moments. Every file under a final name must load."""
+    backend_args = Config.fromfile(TOY_PRETRAIN).default_hooks.checkpoint.backend_args.to_dict()
     script = tmp_path / 'writer.py'
     script.write_text(textwrap.dedent(f'''
         import sys, torch
-        import direct_pretrain  # noqa: F401  (atomic local backend)
+        import direct_pretrain  # noqa: F401  (registers the atomic_local backend)
         from mmengine.runner.checkpoint import save_checkpoint
         state = {{'state_dict': {{'w': torch.randn(10_000_000)}}, 'meta': {{'epoch': 0}}}}
         for i in range(1000):
             state['meta']['epoch'] = i
-            save_checkpoint(state, {str(tmp_path)!r} + f'/epoch_{{i % 3}}.pth')
+            save_checkpoint(state, {str(tmp_path)!r} + f'/epoch_{{i % 3}}.pth', backend_args={backend_args!r})
             print('saved', i, flush=True)
     '''))
     for delay in (0.05, 0.13, 0.29):

@@ -75,13 +75,17 @@ def test_pretrain_pipeline_yields_448_samples(name, with_mask, tiny_coco_root):
     for index in range(3):
         sample = dataset[index]
         img, meta = sample['inputs'], sample['data_samples']
-        assert tuple(img.shape) == (3, 448, 448) and meta.img_shape == (448, 448)
+        # the 448 canvas is fed; img_shape is the crop's content (what RPN clipping uses)
+        content_h, content_w = meta.img_shape
+        assert tuple(img.shape) == (3, 448, 448) and content_h <= 448 and content_w <= 448
         boxes = meta.gt_instances.bboxes.tensor
-        assert len(boxes) > 0 and boxes.min() >= 0 and boxes.max() <= 448
+        assert len(boxes) > 0 and boxes.min() >= 0
+        assert boxes[:, 2].max() <= content_w and boxes[:, 3].max() <= content_h
         assert ('masks' in meta.gt_instances) == with_mask
         if with_mask:
             assert tuple(meta.gt_instances.masks.masks.shape[1:]) == (448, 448)
         # Padding (bottom/right) is the mean pixel, i.e. 0 after normalisation, as in the original.
         resized_h = round(meta.ori_shape[0] * meta.scale_factor[1])
-        if resized_h < 448:
-            assert (img[:, -1, :] == img.new_tensor([104, 116, 124]).view(3, 1)).all()
+        assert content_h == min(448, resized_h)
+        if content_h < 448:
+            assert (img[:, content_h:, :] == img.new_tensor([104, 116, 124]).view(3, 1, 1)).all()

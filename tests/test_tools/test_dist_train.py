@@ -22,7 +22,7 @@ def dist_train(repo_root, cfg, work_dir, cwd, extra_pythonpath=None, *extra):
     env = python_env()
     env['PORT'] = str(free_port())
     if extra_pythonpath:
-        env['PYTHONPATH'] = extra_pythonpath + ':' + env['PYTHONPATH']
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, [extra_pythonpath, env.get('PYTHONPATH')]))
     return subprocess.run([osp.join(repo_root, 'dist_train.sh'), cfg, '2', '--work-dir', str(work_dir), *extra],
                           cwd=str(cwd), env=env, capture_output=True, text=True, timeout=600)
 

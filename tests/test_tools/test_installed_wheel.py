@@ -49,11 +49,11 @@ def test_import_registers_without_replacing_mmengine_backends(installed, tmp_pat
     code = ('import sys, direct_pretrain, mmengine.fileio.backends as b; '
             'print(direct_pretrain.__file__); print(b.backends["local"].__name__, b.backends["atomic_local"].__name__); '
             'print(sorted(m for m in sys.modules if m.startswith(("direct_pretrain.chain", "direct_pretrain.report", '
-            '"direct_pretrain.cli", "matplotlib"))))')
+            '"direct_pretrain.cli", "direct_pretrain.visualization.pipeline_browser"))))')
     out = run([python, '-c', code], cwd=str(tmp_path)).stdout.splitlines()
     assert not out[0].startswith(REPO_ROOT) and '/venv/' in out[0]  # the installed copy, not the checkout
     assert out[1] == 'LocalBackend AtomicLocalBackend'
-    assert out[2] == '[]'  # importing registers modules without the chain, reports or plotting
+    assert out[2] == '[]'  # importing registers modules without the chain, the reports or the tools
 
 
 def test_toy_chain_runs_from_outside_the_checkout(installed, tmp_path, tiny_coco_root):
