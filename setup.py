@@ -39,6 +39,8 @@ CONSOLE_SCRIPTS = [
     'dp-convert-detectron = direct_pretrain.cli.convert_detectron:main',
     'dp-convert-release = direct_pretrain.cli.convert_release:main',
     'dp-make-toy-coco = direct_pretrain.cli.make_toy_coco:main',
+    'dp-browse-pipeline = direct_pretrain.cli.browse_pipeline:main',
+    'dp-stage-cost = direct_pretrain.cli.stage_cost:main',
 ]
 
 setup(

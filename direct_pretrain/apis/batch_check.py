@@ -66,7 +66,8 @@ def check_batch_size(cfg: Config, world_size: int, auto_scale_lr: Optional[bool]
     message = (f'effective batch {effective} ({parts}) differs from auto_scale_lr.base_batch_size={base}, '
                f'the batch the config\'s LR{f" {lr:g}" if numeric else ""} was set for')
     if in_config == 1:  # --accumulate adjusts base_batch_size, so --auto-scale-lr counts it
-        message += f'; add --auto-scale-lr to scale the LR linearly{f" to {lr * effective / base:g}" if numeric else ""}'
+        fixed = f' to {lr * effective / base:g}' if numeric else ''
+        message += f'; add --auto-scale-lr to scale the LR linearly{fixed}'
     else:
         # mmengine's scaling ignores a config's own accumulative_counts: the flag would miss that factor.
         fixed = f'={lr * effective / base:g}' if numeric else '=<lr x effective / base>'

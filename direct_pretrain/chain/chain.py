@@ -153,8 +153,8 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
     # One live run per work dir: the chain holds both stage dirs across all stages; its stage
     # processes run under its lock (they carry its token) and die with it.
     with hold_work_dirs([pre_dir, ft_dir]):
-        results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, [*pretrain_args, *data_args], progress,
-                                   verbose)]
+        results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, [*pretrain_args, *data_args],
+                                   progress, verbose)]
         load_from = results[0].output
         finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir,
                                    ['--cfg-options', f'load_from={load_from}', *finetune_args, *data_args], progress,

@@ -227,8 +227,8 @@ def train_canvas(cfg: Config) -> Tuple[int, int]:
                 box = max(scales, key=lambda s: s[0] * s[1])
                 size = _keep_ratio_box(box) if transform.get('keep_ratio', True) else box
         elif kind in ('RandomChoice', 'AutoAugment', 'Mosaic', 'CachedMosaic'):
-            raise StageCostError(f'{kind} in the train pipeline: its output size is not fixed; '
-                                 'pass the training resolution explicitly (--size WxH).')
+            raise StageCostError(f'{kind} in the train pipeline: its output size is not fixed; pass the training '
+                                 'resolution explicitly (dp-stage-cost --pretrain-size / --finetune-size WxH).')
         crop = _wh(transform.get('crop_size')) if kind != 'AspectRatioCrop' else None
         if crop and size:
             size = (min(size[0], crop[0]), min(size[1], crop[1]))
@@ -239,8 +239,8 @@ def train_canvas(cfg: Config) -> Tuple[int, int]:
         if kind in ('DirectPretrainResizeCrop', ) and crop and transform.get('pad', True):
             size = crop
     if size is None:
-        raise StageCostError('no resize, crop or pad step with a fixed size in the train pipeline; '
-                             'pass the training resolution explicitly (--size WxH).')
+        raise StageCostError('no resize, crop or pad step with a fixed size in the train pipeline; pass the training '
+                             'resolution explicitly (dp-stage-cost --pretrain-size / --finetune-size WxH).')
     divisor = int((cfg.model.get('data_preprocessor') or {}).get('pad_size_divisor') or 1)
     return tuple(int(math.ceil(s / divisor) * divisor) for s in size)  # type: ignore[return-value]
 

@@ -81,7 +81,7 @@ def test_train_canvas_follows_each_stage_pipeline():
                                    'faster-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py'))
     assert train_canvas(zoo) == (1344, 800)  # 1333x800 padded to 32
     ft.train_dataloader.dataset.pipeline = [dict(type='LoadImageFromFile'), dict(type='PackDetInputs')]
-    with pytest.raises(StageCostError, match='--size'):
+    with pytest.raises(StageCostError, match='--finetune-size WxH'):
         train_canvas(ft)
 
 
