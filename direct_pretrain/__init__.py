@@ -24,6 +24,6 @@ from .checkpoint import install_safe_checkpoint_loading
 install_safe_checkpoint_loading()
 MODULE2PACKAGE.setdefault('direct_pretrain', 'direct_pretrain')  # the direct_pretrain:: config scope
 
-from . import apis, checkpoint, datasets, engine, models  # noqa: E402,F401  (registers modules)
+from . import apis, checkpoint, datasets, engine, evaluation, models, visualization  # noqa: E402,F401  (registers)
 
-__all__ = ['__version__', 'apis', 'checkpoint', 'datasets', 'engine', 'models']
+__all__ = ['__version__', 'apis', 'checkpoint', 'datasets', 'engine', 'evaluation', 'models', 'visualization']

@@ -5,7 +5,7 @@ from typing import Tuple
 
 from dp_test_utils import REPO_ROOT
 
-TOY_KP_PRETRAIN = osp.join(REPO_ROOT, 'configs/toy/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-160_toy.py')
+TOY_KP_PRETRAIN = osp.join(REPO_ROOT, 'configs/toy/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-128_toy.py')
 TOY_KP_FINETUNE = osp.join(REPO_ROOT, 'configs/toy/keypoint-rcnn_r18_fpn_1xb2-direct-finetune_toy.py')
 
 

@@ -3,15 +3,15 @@
 # (the toy analogue of Detectron's 640-800) with left/right-swapping flips, step schedule.
 _base_ = './_base_/keypoint-rcnn_r18_fpn_toy.py'
 
-pretrain_config = 'configs/toy/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-160_toy.py'
-load_from = 'work_dirs/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-160_toy/epoch_4.pth'
+pretrain_config = 'configs/toy/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-128_toy.py'
+load_from = 'work_dirs/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-128_toy/epoch_4.pth'
 
 model = dict(backbone=dict(frozen_stages=1, norm_eval=True, norm_cfg=dict(type='BN', requires_grad=False)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadKeypointAnnotations', with_bbox=True),
-    dict(type='RandomChoiceResize', scales=[(288, 224), (288, 256), (288, 288)], keep_ratio=True,
+    dict(type='RandomChoiceResize', scales=[(192, 160), (192, 176), (192, 192)], keep_ratio=True,
          resize_type='KeypointResize'),
     dict(type='KeypointRandomFlip', prob=0.5),
     dict(type='PackKeypointDetInputs')

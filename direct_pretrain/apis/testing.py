@@ -17,7 +17,9 @@ from .training import load_config
 
 __all__ = ['COCO_METRICS', 'build_test_config', 'test']
 
-COCO_METRICS = ('bbox', 'segm', 'proposal', 'proposal_fast')
+COCO_METRICS = ('bbox', 'segm', 'proposal', 'proposal_fast', 'keypoints')
+# 'keypoints' (OKS AP) is evaluated by CocoKeypointMetric, which also evaluates the others.
+COCO_METRIC_TYPES = ('CocoMetric', 'CocoKeypointMetric')
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +90,12 @@ def build_test_config(config: str,
             raise ConfigInputError(f'--eval: unknown metric(s) {", ".join(unknown)}; choose from '
                                    f'{", ".join(COCO_METRICS)}.')
         evaluator = cfg.get('test_evaluator')
-        if not isinstance(evaluator, dict) or evaluator.get('type') != 'CocoMetric':
+        if not isinstance(evaluator, dict) or evaluator.get('type') not in COCO_METRIC_TYPES:
             raise ConfigInputError('--eval selects CocoMetric metrics, but test_evaluator in '
                                    f'{config} is not a single CocoMetric.')
+        if 'keypoints' in eval_metrics and evaluator.get('type') != 'CocoKeypointMetric':
+            raise ConfigInputError(f'--eval keypoints: test_evaluator in {config} is a {evaluator.get("type")}; '
+                                   'keypoint AP needs a keypoint config (test_evaluator type CocoKeypointMetric).')
         evaluator.metric = list(eval_metrics)
     check_test_inputs(cfg, checkpoint)
     cfg.load_from = checkpoint

@@ -119,7 +119,7 @@ def run_test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_
 
 
 def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[str] = None,
-              eval_metrics: Sequence[str] = ('bbox', 'segm'), pretrain_args: Sequence[str] = (),
+              eval_metrics: Optional[Sequence[str]] = None, pretrain_args: Sequence[str] = (),
               finetune_args: Sequence[str] = (), report_dir: Optional[str] = None,
               make_report: bool = True, data_root: Optional[str] = None,
               verbose: bool = False) -> List[StageResult]:
@@ -130,7 +130,9 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
         finetune_config (str): Finetune-stage config.
         work_root (str, optional): Parent of the stage work dirs. Defaults to the mmdet
             default, ``work_dirs/<config name>`` per stage.
-        eval_metrics (Sequence[str]): ``--eval`` metrics of the test stage.
+        eval_metrics (Sequence[str], optional): ``--eval`` metrics of the test stage. Defaults
+            to the finetune config's ``test_evaluator`` metrics (``bbox segm`` for Mask R-CNN,
+            ``bbox keypoints`` for Keypoint R-CNN).
         pretrain_args / finetune_args (Sequence[str]): Extra ``tools/train.py`` arguments.
         report_dir (str, optional): Where the run report goes. Defaults to
             ``<finetune work dir>/report``.
@@ -148,6 +150,9 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
     pre_dir, ft_dir = work_dir(pretrain_config), work_dir(finetune_config)
     data_args = ['--data-root', data_root] if data_root else []
     pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
+    if not eval_metrics:
+        metric = (ft_cfg.get('test_evaluator') or {}).get('metric', 'bbox')
+        eval_metrics = [metric] if isinstance(metric, str) else list(metric)
     progress = StageProgress([('pretrain', estimate_train_cost(pre_cfg)),
                               ('finetune', estimate_train_cost(ft_cfg)), ('test', None)], 'chain')
     # One live run per work dir: the chain holds both stage dirs across all stages; its stage

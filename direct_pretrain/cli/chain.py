@@ -26,9 +26,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='pretrain config: a path, or a name under the installed configs (default: the toy pair)')
     parser.add_argument('finetune_config', nargs='?', default=TOY_FINETUNE, help='finetune config (path or name)')
     parser.add_argument('--work-root', help='parent of the stage work dirs (default: work_dirs/<config name>)')
-    parser.add_argument('--eval', nargs='+', default=['bbox', 'segm'], help='test metrics')
+    parser.add_argument('--eval', nargs='+', help="test metrics (default: the finetune config's test_evaluator "
+                        'metrics, e.g. bbox segm, or bbox keypoints for Keypoint R-CNN)')
     parser.add_argument('--toy-data', metavar='ROOT', nargs='?', const='data/toy_coco',
                         help='generate the embedded toy dataset at ROOT (default data/toy_coco) if missing')
+    parser.add_argument('--toy-keypoints', metavar='ROOT', nargs='?', const='data/toy_keypoints',
+                        help='generate the embedded toy keypoint dataset (stick figures) at ROOT (default '
+                        'data/toy_keypoints) if missing, for the toy Keypoint R-CNN pair')
     parser.add_argument('--report', metavar='DIR', help='run report folder (default: <finetune work dir>/report)')
     parser.add_argument('--no-report', action='store_true', help='do not write the run report')
     parser.add_argument('--tensorboard', action='store_true', help='also log both training stages to TensorBoard')
@@ -44,6 +48,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..datasets import generate_toy_coco, toy_coco_is_complete
     if args.toy_data and not toy_coco_is_complete(args.toy_data):
         generate_toy_coco(args.toy_data)
+    if args.toy_keypoints:
+        from ..datasets import generate_toy_keypoints, toy_keypoints_is_complete
+        if not toy_keypoints_is_complete(args.toy_keypoints):
+            generate_toy_keypoints(args.toy_keypoints)
     try:
         pretrain_config, finetune_config = (resolve_config_path(args.pretrain_config),
                                             resolve_config_path(args.finetune_config))

@@ -24,7 +24,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument('--eval', nargs='+', metavar='METRIC',
-                        help=f'COCO metrics to evaluate, any of {", ".join(COCO_METRICS)} (e.g. --eval bbox segm)')
+                        help=f'COCO metrics to evaluate, any of {", ".join(COCO_METRICS)} (e.g. --eval bbox segm, '
+                        '--eval bbox keypoints)')
     parser.add_argument('--metrics-out', help='write the evaluated metrics to this JSON file (default: '
                         '<work_dir>/test_metrics.json, where report.py looks for them)')
     parser.add_argument('--show', action='store_true', help='show prediction results')

@@ -15,7 +15,7 @@ from .run_logs import StageLog, stage_timeline
 __all__ = ['plot_losses', 'plot_map', 'plot_learning_rate', 'plot_runs_loss', 'plot_runs_map']
 
 _COMPONENTS = ('loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_mask')
-_TASKS = (('bbox', '-o'), ('segm', '--s'))
+_TASKS = (('bbox', '-o'), ('segm', '--s'), ('keypoints', ':^'))
 
 
 def _figure(rows: int = 1, cols: int = 1, width: float = 8.0, height: float = 4.5):

@@ -1,4 +1,4 @@
-# A tiny Keypoint R-CNN (ResNet-18, 64-channel FPN, 4conv1fc box head, a 4 x 64-channel
+# A tiny Keypoint R-CNN (ResNet-18 at half width, 64-channel FPN, 4conv1fc box head, a 4 x 64-channel
 # keypoint head, synchronized BN in neck and heads so a small model trains from random init
 # quickly) on the embedded toy keypoint set (stick figures with 13 keypoints,
 # direct_pretrain.datasets.generate_toy_keypoints), shrunk so pretrain -> finetune -> test
@@ -26,8 +26,8 @@ channels = 64
 head_norm_cfg = dict(type='SyncBNAnyBackend', requires_grad=True)  # plain BN in a single process
 
 model = dict(
-    backbone=dict(depth=18, init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256, 512], out_channels=channels, norm_cfg=head_norm_cfg),
+    backbone=dict(depth=18, base_channels=32, init_cfg=None),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=channels, norm_cfg=head_norm_cfg),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=channels),
@@ -52,7 +52,7 @@ model = dict(
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(288, 288), keep_ratio=True),
+    dict(type='Resize', scale=(192, 192), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]

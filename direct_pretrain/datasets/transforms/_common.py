@@ -17,7 +17,7 @@ __all__ = ['BadImageError', 'AnnotationFrameError', 'SkipCounter', 'aspect_crop_
            'scale_by_ratio']
 
 # Annotation keys whose coordinates follow the image.
-FRAME_KEYS = ('gt_bboxes', 'gt_masks', 'gt_seg_map')
+FRAME_KEYS = ('gt_bboxes', 'gt_masks', 'gt_seg_map', 'gt_keypoints')
 
 
 class BadImageError(OSError):

@@ -17,6 +17,7 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from ._common import (aspect_crop_size, check_annotation_frame, check_aspect_range, compose_homography,
                       keep_instances)
+from .keypoint_geometry import moves_keypoints
 
 __all__ = ['AspectRatioCrop']
 
@@ -29,7 +30,8 @@ class AspectRatioCrop(BaseTransform):
     window is placed as Detectron does: if the extent of the (non-ignored) boxes fits, a
     random window that contains all of it; otherwise a window centred on that extent. Boxes
     are translated and clipped, boxes with no area left inside the window are dropped with
-    their labels, ignore flags and masks. Images inside the band pass through untouched.
+    their labels, ignore flags, masks and keypoints; keypoints outside the window become
+    invisible. Images inside the band pass through untouched.
 
     Place it after the image is loaded and before the resize
     (e.g. :class:`DirectPretrainResizeCrop`); give :class:`LoadImageReduced` the same
@@ -43,6 +45,7 @@ class AspectRatioCrop(BaseTransform):
     - gt_ignore_flags (bool) (optional)
     - gt_masks (BitmapMasks | PolygonMasks) (optional)
     - gt_seg_map (np.uint8) (optional)
+    - gt_keypoints (np.float32, (N, K, 3)) (optional)
 
     Modified Keys:
 
@@ -53,6 +56,7 @@ class AspectRatioCrop(BaseTransform):
     - gt_ignore_flags
     - gt_masks
     - gt_seg_map
+    - gt_keypoints, keypoints_homography
     - homography_matrix (np.float32)
 
     Added Keys:
@@ -93,6 +97,7 @@ class AspectRatioCrop(BaseTransform):
         # The boxes do not fit: centre the window on them.
         return min(max(int(first_box + (extent - size) / 2), 0), last)
 
+    @moves_keypoints
     @autocast_box_type()
     def transform(self, results: dict) -> Optional[dict]:
         """Crop ``results`` into the aspect band; None when every box was cropped away."""

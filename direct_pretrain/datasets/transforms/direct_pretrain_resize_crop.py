@@ -22,6 +22,7 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from mmdet.structures.mask import PolygonMasks
 from ._common import check_annotation_frame, check_scale_and_ratio, compose_homography, draw_ratio, scale_by_ratio
+from .keypoint_geometry import moves_keypoints
 
 __all__ = ['DirectPretrainResizeCrop']
 
@@ -61,6 +62,8 @@ class DirectPretrainResizeCrop(BaseTransform):
     - gt_ignore_flags (bool) (optional)
     - gt_masks (BitmapMasks | PolygonMasks) (optional)
     - gt_seg_map (np.uint8) (optional)
+    - gt_keypoints (np.float32, (N, K, 3)) (optional): moved like the boxes, left/right swapped
+      on the flip (``flip_indices`` from :class:`CocoKeypointDataset`), ``v = 0`` outside the crop
 
     Modified Keys:
 
@@ -72,6 +75,7 @@ class DirectPretrainResizeCrop(BaseTransform):
     - gt_ignore_flags
     - gt_masks (BitmapMasks when ``poly2mask``)
     - gt_seg_map
+    - gt_keypoints, keypoints_homography
     - homography_matrix (np.float32)
 
     Added Keys:
@@ -194,6 +198,7 @@ class DirectPretrainResizeCrop(BaseTransform):
         if results.get('gt_seg_map', None) is not None:
             results['gt_seg_map'] = mmcv.imresize(results['gt_seg_map'], (new_w, new_h), interpolation='nearest')
 
+    @moves_keypoints
     @autocast_box_type()
     def transform(self, results: dict) -> Optional[dict]:
         """Resize, crop, flip and pad ``results``; None when the crop lost every box."""

@@ -25,13 +25,15 @@ continuous pixel frame of mmdet's boxes (pixel ``i`` covers ``[i, i + 1)``; the 
 :class:`PackKeypointDetInputs` compares it with ``homography_matrix`` to catch a stock
 geometric transform that moved the image and boxes but not the keypoints.
 """
-from typing import Optional, Sequence, Tuple
+import functools
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = [
     'KeypointPipelineError', 'KEYPOINTS_KEY', 'KEYPOINTS_HOMOGRAPHY_KEY', 'check_flip_indices', 'apply_homography',
-    'swap_left_right', 'mark_outside_invisible', 'move_keypoints', 'check_keypoints_followed', 'KeypointAwareMixin'
+    'swap_left_right', 'mark_outside_invisible', 'move_keypoints', 'check_keypoints_followed', 'run_moving_keypoints',
+    'moves_keypoints', 'KeypointAwareMixin'
 ]
 
 KEYPOINTS_KEY = 'gt_keypoints'
@@ -152,42 +154,59 @@ def _as_matrix(matrix: Optional[np.ndarray]) -> np.ndarray:
     return np.eye(3) if matrix is None else np.asarray(matrix, dtype=np.float64)
 
 
+def run_moving_keypoints(results: dict, step: Callable[[dict], Optional[dict]], owner: str) -> Optional[dict]:
+    """Run a box-moving transform ``step`` on ``results`` and move ``gt_keypoints`` the same way.
+
+    ``step`` must record its geometry in ``homography_matrix`` and drop instances by indexing
+    ``gt_bboxes_labels`` together with ``gt_bboxes`` (mmdet's ``Resize``, ``RandomFlip``,
+    ``RandomCrop``, ``FilterAnnotations`` and this package's transforms do). Transforms that
+    reorder or duplicate instances (``Mosaic``, ``CopyPaste``) are not supported.
+    """
+    keypoints = results.get(KEYPOINTS_KEY, None)
+    if keypoints is None:
+        return step(results)
+    labels = results.get('gt_bboxes_labels', None)
+    num = len(keypoints)
+    boxes = results.get('gt_bboxes', None)
+    if boxes is not None and len(boxes) != num:
+        raise KeypointPipelineError(
+            f'{owner}: {len(boxes)} boxes but {num} keypoint sets in {results.get("img_path")!r}; an earlier '
+            'transform dropped instances without their keypoints. Use the Keypoint* variant of it '
+            '(e.g. KeypointFilterAnnotations, KeypointRandomCrop).')
+    before = _as_matrix(results.get('homography_matrix', None))
+    results['gt_bboxes_labels'] = np.arange(num, dtype=np.int64)
+    out = step(results)
+    if out is None:
+        return None
+    kept = np.asarray(out['gt_bboxes_labels'], dtype=np.int64)
+    if labels is None:
+        del out['gt_bboxes_labels']
+    else:
+        out['gt_bboxes_labels'] = np.asarray(labels)[kept]
+    after = _as_matrix(out.get('homography_matrix', None))
+    # The step's own matrix; `before` is an affine map of positive scale, always invertible.
+    out[KEYPOINTS_KEY] = keypoints
+    move_keypoints(out, after @ np.linalg.inv(before), kept, owner)
+    return out
+
+
+def moves_keypoints(transform: Callable) -> Callable:
+    """Decorate a transform's ``transform(self, results)`` so that it also moves ``gt_keypoints``
+    (see :func:`run_moving_keypoints`); the package's own transforms use it."""
+
+    @functools.wraps(transform)
+    def wrapper(self, results: dict) -> Optional[dict]:
+        return run_moving_keypoints(results, lambda r: transform(self, r), type(self).__name__)
+
+    return wrapper
+
+
 class KeypointAwareMixin:
     """Make an mmdet transform move ``gt_keypoints`` exactly as it moves the boxes.
 
-    Put it before the transform class: ``class KeypointResize(KeypointAwareMixin, Resize)``.
-    The wrapped transform must record its geometry in ``homography_matrix`` and drop
-    instances by indexing ``gt_bboxes_labels`` together with ``gt_bboxes`` (mmdet's
-    ``Resize``, ``RandomFlip``, ``RandomCrop``, ``FilterAnnotations`` do); transforms that
-    reorder or duplicate instances (``Mosaic``, ``CopyPaste``) are not supported.
+    Put it before the transform class: ``class KeypointResize(KeypointAwareMixin, Resize)``;
+    see :func:`run_moving_keypoints` for what the wrapped transform must do.
     """
 
     def transform(self, results: dict) -> Optional[dict]:
-        owner = type(self).__name__
-        keypoints = results.get(KEYPOINTS_KEY, None)
-        if keypoints is None:
-            return super().transform(results)
-        labels = results.get('gt_bboxes_labels', None)
-        num = len(keypoints)
-        boxes = results.get('gt_bboxes', None)
-        if boxes is not None and len(boxes) != num:
-            raise KeypointPipelineError(
-                f'{owner}: {len(boxes)} boxes but {num} keypoint sets in {results.get("img_path")!r}; an earlier '
-                'transform dropped instances without their keypoints. Use the Keypoint* variant of it '
-                '(e.g. KeypointFilterAnnotations, KeypointRandomCrop).')
-        before = _as_matrix(results.get('homography_matrix', None))
-        results['gt_bboxes_labels'] = np.arange(num, dtype=np.int64)
-        out = super().transform(results)
-        if out is None:
-            return None
-        kept = np.asarray(out['gt_bboxes_labels'], dtype=np.int64)
-        if labels is None:
-            del out['gt_bboxes_labels']
-        else:
-            out['gt_bboxes_labels'] = np.asarray(labels)[kept]
-        after = _as_matrix(out.get('homography_matrix', None))
-        # The step's own matrix; `before` is an affine map of positive scale, always invertible.
-        step = after @ np.linalg.inv(before)
-        out[KEYPOINTS_KEY] = keypoints
-        move_keypoints(out, step, kept, owner)
-        return out
+        return run_moving_keypoints(results, super().transform, type(self).__name__)

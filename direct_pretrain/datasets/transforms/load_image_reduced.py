@@ -24,8 +24,9 @@ from PIL import Image, ImageOps
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from ..bad_image_log import record_bad_image
-from ._common import (BadImageError, SkipCounter, aspect_crop_size, check_aspect_range, check_scale_and_ratio,
-                      draw_ratio, scale_by_ratio)
+from ._common import (FRAME_KEYS, BadImageError, SkipCounter, aspect_crop_size, check_aspect_range,
+                      check_scale_and_ratio, draw_ratio, scale_by_ratio)
+from .keypoint_geometry import move_keypoints
 
 __all__ = ['LoadImageReduced']
 
@@ -101,6 +102,7 @@ class LoadImageReduced(BaseTransform):
     - gt_bboxes (BaseBoxes[torch.float32]) (optional, rescaled)
     - gt_masks (BitmapMasks | PolygonMasks) (optional, rescaled)
     - gt_seg_map (np.uint8) (optional, rescaled)
+    - gt_keypoints (np.float32, (N, K, 3)) (optional, rescaled; with ``LoadKeypointAnnotations``)
     - homography_matrix (np.float32)
 
     Added Keys:
@@ -286,7 +288,9 @@ class LoadImageReduced(BaseTransform):
     @autocast_box_type()
     def _rescale_annotations(self, results: dict) -> dict:
         """Move freshly loaded full-size annotations into the decoded frame."""
-        rescaled = tuple(key for key in ('gt_bboxes', 'gt_masks', 'gt_seg_map') if results.get(key) is not None)
+        rescaled = tuple(key for key in FRAME_KEYS if results.get(key) is not None)
+        # Keypoints follow the decode's scale matrix (identity at full size), as the boxes do.
+        move_keypoints(results, np.diag([*results['scale_factor'], 1.0]), owner=type(self).__name__)
         if results['decode_reduction'] > 1:
             height, width = results['img_shape']
             if results.get('gt_bboxes', None) is not None:

@@ -199,3 +199,70 @@ def test_load_keypoint_annotations():
     assert empty['gt_keypoints'].shape == (0, K, 3)
     with pytest.raises(KeypointPipelineError, match='no "keypoints"'):
         loader(dict(instances=[dict(bbox=[0, 0, 1, 1], bbox_label=0, ignore_flag=0)], img_path='c.jpg'))
+
+
+# ---------------------------------------------------------------------------------------------
+# The package's own transforms
+# ---------------------------------------------------------------------------------------------
+def fixed(transform, scale=None, offset=None, direction=False):
+    """Fix the random draws of a DirectPretrainResizeCrop / AspectRatioCrop instance
+    (``direction`` None: no flip; False: leave the flip random)."""
+    if scale is not None:
+        transform._random_scale = lambda: scale
+    if offset is not None and hasattr(transform, 'random_crop'):
+        transform.random_crop._rand_offset = lambda margin: offset
+    elif offset is not None:
+        transform._rand_offset = lambda low, high: min(max(offset, low), high)
+    if direction is not False:
+        transform.random_flip._choose_direction = lambda: direction
+    return transform
+
+
+@pytest.mark.parametrize('direction', ['horizontal', None])
+def test_direct_pretrain_resize_crop_moves_keypoints_like_boxes(direction):
+    results = sample(height=300, width=400, num=6, seed=9)
+    cfg = dict(type='DirectPretrainResizeCrop', scale=(200, 200), crop_size=(160, 160), flip_prob=0.5,
+               allow_negative_crop=True)
+    ours = fixed(TRANSFORMS.build(cfg), scale=(200, 200), offset=(20, 30), direction=direction)
+    ref = fixed(TRANSFORMS.build(cfg), scale=(200, 200), offset=(20, 30), direction=direction)
+    out, twin = ours(copy.deepcopy(results)), ref(tiny_box_twin(results))
+    assert out['img_shape'] == twin['img_shape'] and out['flip'] == (direction is not None)
+    assert_keypoints_follow_boxes(results, out, twin, mirrored=direction is not None)
+    TRANSFORMS.build(dict(type='PackKeypointDetInputs'))(out)
+
+
+def test_aspect_ratio_crop_moves_keypoints_like_boxes():
+    results = sample(height=100, width=400, num=5, seed=10)  # aspect 4 -> cropped to 200 x 100
+    ours = fixed(TRANSFORMS.build(dict(type='AspectRatioCrop', allow_negative_crop=True)), offset=90)
+    out = ours(copy.deepcopy(results))
+    assert out['img_shape'] == (100, 200)
+    # the window depends on the boxes' extent: give the tiny-box run the same window
+    ref = TRANSFORMS.build(dict(type='AspectRatioCrop', allow_negative_crop=True))
+    ref._window_start = lambda length, size, span: int(out['aspect_crop_bbox'][0])
+    twin = ref(tiny_box_twin(results))
+    assert_keypoints_follow_boxes(results, out, twin)
+
+
+def test_load_image_reduced_rescales_keypoints(tmp_path):
+    import cv2
+    from direct_pretrain.datasets.transforms import AnnotationFrameError
+    rng = np.random.default_rng(11)
+    path = str(tmp_path / 'big.jpg')
+    cv2.imwrite(path, rng.integers(0, 255, (600, 800, 3), dtype=np.uint8))
+    keypoints = np.array([[[100.5, 200.5, 2], [700.5, 50.5, 1], [0, 0, 0], [400.5, 599.5, 2], [10.5, 10.5, 2]]],
+                         np.float32)
+    info = dict(img_path=path, img_id=0, instances=[dict(bbox=[0, 0, 800, 600], bbox_label=0, ignore_flag=0,
+                                                         keypoints=keypoints[0])], flip_indices=FLIP)
+    loader = TRANSFORMS.build(dict(type='LoadImageReduced', scale=(200, 150),
+                                   load_annotations=dict(type='LoadKeypointAnnotations', with_bbox=True)))
+    out = loader(copy.deepcopy(info))
+    assert out['decode_reduction'] >= 2 and 'gt_keypoints' in out['decode_rescaled_keys']
+    sx, sy = out['scale_factor']
+    np.testing.assert_allclose(out['gt_keypoints'][..., :2], keypoints[..., :2] * [sx, sy], rtol=1e-5)
+    np.testing.assert_array_equal(out['gt_keypoints'][..., 2], keypoints[..., 2])
+    TRANSFORMS.build(dict(type='PackKeypointDetInputs'))(out)
+    # keypoints loaded by a separate step after the reduced decode are caught
+    stale = TRANSFORMS.build(dict(type='LoadImageReduced', scale=(200, 150)))(copy.deepcopy(info))
+    stale = TRANSFORMS.build(dict(type='LoadKeypointAnnotations', with_bbox=False))(stale)
+    with pytest.raises(AnnotationFrameError, match='gt_keypoints'):
+        TRANSFORMS.build(dict(type='DirectPretrainResizeCrop', scale=(200, 150)))(stale)

@@ -1,9 +1,9 @@
 # Stage 1 of the toy keypoint chain: direct pre-training of the whole Keypoint R-CNN from
-# random init at low resolution (160x160 crops, the toy analogue of the recipe's 448x448),
+# random init at low resolution (128x128 crops, the toy analogue of the recipe's 448x448),
 # BN trainable in train mode everywhere, constant LR after a linear warmup.
 _base_ = './_base_/keypoint-rcnn_r18_fpn_toy.py'
 
-crop = (160, 160)
+crop = (128, 128)
 model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
     backbone=dict(frozen_stages=-1, norm_eval=False, norm_cfg=dict(type='SyncBNAnyBackend', requires_grad=True)))
