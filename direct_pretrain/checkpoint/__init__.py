@@ -3,6 +3,7 @@
 from .atomic_save import (ATOMIC_BACKEND, AtomicLocalBackend, atomic_write_bytes, find_resumable_checkpoint,
                           is_complete_checkpoint, register_atomic_backend)
 from .c2_mapping import C2Arch, build_mapping, infer_arch, parse_arch
+from .checkpoint_check import CheckpointCheckError, check_checkpoint_file
 from .detectron_converter import ConversionReport, convert_detectron, plan_conversion, retina_anchor_permutation
 from .detectron_errors import (DetectronArchError, DetectronConversionError, DetectronFormatError, MappingConflictError,
                                MissingTargetError, ShapeMismatchError, UnmappedBlobsError, UnsafeDetectronPickleError)
@@ -15,6 +16,7 @@ from .release_mapping import RELEASE_ROWS, ReleaseRow
 from .release_scheme import load_from_release, register_release_scheme
 from .safe_load import (UnsafeCheckpointError, install_safe_checkpoint_loading, load_from_local_safely,
                         mmengine_checkpoint_safe_globals, safe_torch_load)
+from .stale_temp import find_stale_temp_files, remove_stale_temp_files
 
 register_detectron_scheme()
 register_release_scheme()
@@ -31,5 +33,6 @@ __all__ = [
     'load_detectron_blobs', 'read_detectron_pickle', 'load_from_detectron', 'register_detectron_scheme',
     'ReleaseCheckpoint', 'ReleaseConversionReport', 'convert_release', 'read_release_checkpoint', 'ReleaseArchError',
     'ReleaseConversionError', 'ReleaseFormatError', 'ReleaseKeysError', 'ReleaseShapeError', 'RELEASE_ROWS',
-    'ReleaseRow', 'load_from_release', 'register_release_scheme'
+    'ReleaseRow', 'load_from_release', 'register_release_scheme', 'CheckpointCheckError', 'check_checkpoint_file',
+    'find_stale_temp_files', 'remove_stale_temp_files'
 ]

@@ -139,8 +139,9 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint', kind: str = 'torc
             ``checkpoint``). Defaults to 'checkpoint'.
         kind (str): 'torch' (mmengine/torch checkpoint) or 'detectron' (a Detectron
             ``.pkl``, whose contents the Detectron reader checks). Defaults to 'torch'.
-        check_globals (bool): Also list the pickle's globals against the allow-list.
-            Defaults to True.
+        check_globals (bool): Also list the pickle's globals against the allow-list (and
+            load a legacy non-zip file, whose structure cannot be checked otherwise). False
+            for files whose reader has its own allow-list. Defaults to True.
 
     Returns:
         str | None: 'torch', 'torch_legacy' or 'detectron'; None when ``path`` is remote.
@@ -179,7 +180,9 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint', kind: str = 'torc
     if head.startswith(_ZIP_MAGIC):
         return _check_zip(local, what, check_globals)
     if head.startswith(_LEGACY_TORCH_MAGIC):
-        return _check_legacy_torch(local, what)
+        # no directory to check cheaply: loading is the check, and it needs the allow-list
+        return _check_legacy_torch(local, what) if check_globals else 'torch_legacy'
+
     if head.startswith(_PICKLE_PROTO):
         raise CheckpointCheckError(
             local, 'not_a_checkpoint', 'is a plain pickle, not a torch checkpoint. A Detectron .pkl is loaded '

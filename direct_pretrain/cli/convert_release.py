@@ -20,6 +20,7 @@ import time
 import torch
 
 from ..checkpoint import UnsafeCheckpointError
+from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
 from ..checkpoint.release_converter import convert_release, read_release_checkpoint, release_checkpoint_dict
 from ..checkpoint.release_errors import ReleaseConversionError
 from ..checkpoint.release_mapping import ARCH_NAMES, infer_arch, row_for
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
     start = time.perf_counter()
     try:
+        # missing / empty / truncated / not a checkpoint; the release reader has its own allow-list
+        check_checkpoint_file(args.src, what='release checkpoint', check_globals=False)
         ckpt = read_release_checkpoint(args.src)
         arch = infer_arch(ckpt.state_dict, ckpt.source).name if args.arch == 'auto' else args.arch
         target = None
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
             target = _build_model(config)
         state_dict, report = convert_release(ckpt, arch, target=target, allow_unused=args.allow_unused,
                                              allow_missing=args.allow_missing)
-    except (ReleaseConversionError, UnsafeCheckpointError, FileNotFoundError) as error:
+    except (ReleaseConversionError, UnsafeCheckpointError, FileNotFoundError, CheckpointCheckError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)

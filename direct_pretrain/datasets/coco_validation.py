@@ -65,8 +65,12 @@ class DatasetValidationError(ValueError):
     """The dataset cannot be trained on as configured."""
 
 
+_NUMBERS = frozenset({int, float})  # exact types: a bool is no coordinate
+_SEQUENCES = frozenset({list, tuple})
+
+
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) in _NUMBERS
 
 
 def mmdet_parse_drop_reason(ann: dict, width, height, cat_ids) -> Optional[str]:
@@ -356,14 +360,16 @@ def validate_coco_dataset(ann_file: str, img_dir: str, classes: Optional[Sequenc
         size = sizes[image_id]
         if size is None:
             continue  # already fatal: images_without_size
-        bbox = ann.get('bbox')
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)) \
-                or not _is_number(ann.get('area')) or 'category_id' not in ann:
+        bbox, area = ann.get('bbox'), ann.get('area')
+        if type(bbox) not in _SEQUENCES or len(bbox) != 4 or 'category_id' not in ann or type(area) not in _NUMBERS:
             fatal['malformed'].append(ann_id)
             continue
-        finite = all(math.isfinite(v) for v in bbox) and math.isfinite(ann['area'])
-        dropped = mmdet_parse_drop_reason(ann, size[0], size[1], cat_ids)
         x, y, w, h = bbox
+        if type(x) not in _NUMBERS or type(y) not in _NUMBERS or type(w) not in _NUMBERS or type(h) not in _NUMBERS:
+            fatal['malformed'].append(ann_id)
+            continue
+        finite = math.isfinite(x + y + w + h + area)  # one NaN or inf makes the sum non-finite
+        dropped = mmdet_parse_drop_reason(ann, size[0], size[1], cat_ids)
         if finite and (x < -1 or y < -1 or x + w > size[0] + 1 or y + h > size[1] + 1):
             report.boxes_outside_image.append(ann_id)
         if not finite:

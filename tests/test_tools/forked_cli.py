@@ -22,7 +22,8 @@ _SERVER = r'''
 import json, os, runpy, sys, traceback
 import direct_pretrain  # noqa: F401  (what every tool imports first)
 import direct_pretrain.cli.train, direct_pretrain.cli.test, direct_pretrain.cli.infer  # noqa: F401
-import direct_pretrain.cli.convert_detectron, direct_pretrain.cli.chain, direct_pretrain.cli.report  # noqa: F401
+import direct_pretrain.cli.convert_detectron, direct_pretrain.cli.convert_release  # noqa: F401
+import direct_pretrain.cli.chain, direct_pretrain.cli.report  # noqa: F401
 print('ready', flush=True)
 children = {}
 for line in sys.stdin:
@@ -63,7 +64,7 @@ while children:
 @dataclass
 class ToolRun:
     """One tool invocation and, after :func:`run_tools`, its outcome."""
-    tool: str  # 'train', 'test', 'infer', 'convert_detectron', 'chain', 'report'
+    tool: str  # 'train', 'test', 'infer', 'convert_detectron', 'convert_release', 'chain', 'report'
     args: Sequence[str]
     cwd: str
     returncode: int = -1

@@ -128,6 +128,9 @@ def test_bad_inputs_fail_up_front_with_one_error_line(tmp_path, tiny_coco_root, 
     converted = osp.join(case, 'converted.pth')
     cases.append((ToolRun('convert_detectron', [checkpoints['pkl'], converted], case),
                   [f"Detectron weights '{checkpoints['pkl']}' is empty"], [converted]))
+    released = osp.join(case, 'released.pth')
+    cases.append((ToolRun('convert_release', [checkpoints['truncated'], released], case),
+                  [f"release checkpoint '{checkpoints['truncated']}' is truncated"], [released]))
 
     start = time.time()
     run_tools([run for run, _, _ in cases])
