@@ -95,3 +95,13 @@ def test_one_lock_per_process_and_only_rank_zero(tmp_path):
         assert probe.stdout.strip() == str(os.getpid()), probe.stderr[-2000:]
     finally:
         lock.release()
+
+
+def test_a_dir_created_by_the_lock_and_left_empty_is_removed(tmp_path):
+    work_dir = tmp_path / 'new'
+    with WorkDirLock(str(work_dir)):
+        assert (work_dir / LOCK_FILE).exists()
+    assert not work_dir.exists()  # e.g. the chain's stage dir when the stage's own checks refuse to start
+    with WorkDirLock(str(work_dir)):
+        (work_dir / 'epoch_1.pth').write_bytes(b'x')
+    assert sorted(p.name for p in work_dir.iterdir()) == [LOCK_FILE, 'epoch_1.pth']
