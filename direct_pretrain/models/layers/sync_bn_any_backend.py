@@ -282,35 +282,29 @@ MMENGINE_MODELS.register_module(module=SyncBNAnyBackend)
 class SyncBNActAnyBackend(SyncBNAnyBackend):
     """:class:`SyncBNAnyBackend`, then ``drop``, then ``act`` (timm's order).
 
+    Why: many timm models (EfficientNet, RegNet, CSP nets, ...) fuse BN with its activation
+    in ``timm.layers.BatchNormAct2d``; swapping such a layer for a plain SyncBN would drop
+    the activation, and timm's own ``SyncBatchNormAct`` subclasses ``torch.nn.SyncBatchNorm``
+    (CUDA only; mmengine's non-distributed revert turns it into a BN that ignores ``act``).
+    Created by :func:`convert_to_sync_bn_any_backend` / :func:`replace_batch_norm`, not from
+    configs, so it is not registered; its parameter and buffer names equal
+    ``BatchNormAct2d``'s.
+
     Args:
         num_features (int): Number of channels ``C``.
-        eps (float): Added to the variance for numerical stability. Defaults to 1e-5.
-        momentum (float, optional): Running-statistics momentum; None for the
-            cumulative average. Defaults to 0.1.
-        affine (bool): Learn a per-channel scale and shift. Defaults to True.
-        track_running_stats (bool): Keep running statistics. Defaults to True.
-        process_group (ProcessGroup, optional): Group to synchronise over.
-            Defaults to None (the world).
-        prefer_torch_kernel (bool): Use torch's fused kernel on accelerators.
-            Defaults to True.
         act (nn.Module, optional): Activation taken over from the replaced layer.
             Defaults to None (identity).
         drop (nn.Module, optional): Dropout taken over from the replaced layer.
             Defaults to None (identity).
+        **kwargs: The arguments of :class:`SyncBNAnyBackend`.
     """
 
     def __init__(self,
                  num_features: int,
-                 eps: float = 1e-5,
-                 momentum: Optional[float] = 0.1,
-                 affine: bool = True,
-                 track_running_stats: bool = True,
-                 process_group: Any = None,
-                 prefer_torch_kernel: bool = True,
                  act: Optional[nn.Module] = None,
-                 drop: Optional[nn.Module] = None) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, process_group,
-                         prefer_torch_kernel)
+                 drop: Optional[nn.Module] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(num_features, **kwargs)
         self.drop = drop if drop is not None else nn.Identity()
         self.act = act if act is not None else nn.Identity()
 
