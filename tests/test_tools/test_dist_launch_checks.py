@@ -40,11 +40,17 @@ def test_non_numeric_option_through_dist_train(configs, tmp_path):
     assert not (tmp_path / 'wd').exists()
 
 
-def test_user_load_from_missing_through_dist_train(configs, tmp_path):
+def test_user_load_from_missing_names_that_path(configs, tmp_path, monkeypatch):
+    """A load_from the user set is missing: the message is about that path, not the pretrain
+    hint, which stays for the config's own load_from (the pretrain stage's output)."""
+    monkeypatch.chdir(tmp_path)
     mine = str(tmp_path / 'my_checkpoints' / 'best.pth')
-    proc = launch('dist_train.sh', configs[1], '2', '--cfg-options', f'load_from={mine}', cwd=tmp_path)
-    assert_one_error_line(proc, f"load_from checkpoint '{mine}' does not exist")
-    assert 'pretrain' not in proc.stderr  # the user's path, not the pretrain-stage hint
+    with pytest.raises(ConfigInputError) as info:
+        build_config(parse_args([configs[1], '--cfg-options', f'load_from={mine}']))
+    assert str(info.value) == f"load_from checkpoint '{mine}' does not exist. Check the path."
+    pretrain_output = f'work_dirs/{osp.splitext(osp.basename(configs[0]))[0]}/epoch_1.pth'
+    with pytest.raises(ConfigInputError, match='It is written by the pretrain stage'):
+        build_config(parse_args([configs[1], '--cfg-options', f'load_from={pretrain_output}']))
     assert not (tmp_path / 'work_dirs').exists()
 
 
