@@ -6,8 +6,10 @@ so the chain works from any working directory once the package is installed. A s
 whose final output exists is skipped, a stage with a checkpoint but no final output is
 resumed with ``--resume``, so re-running the chain after an interruption continues where
 it stopped. The fine-tune's ``load_from`` is the pretrain
-stage's final checkpoint, found in the pretrain work dir. Stage progress is logged with
-the chain's ETA, and the run report (tables + plots) is written at the end.
+stage's final checkpoint, found in the pretrain work dir. Each stage's output goes to
+``<work dir>/stage.log`` and the terminal shows one progress bar per stage
+(:mod:`.terminal`); stage progress is logged with the chain's ETA, and the run report
+(tables + plots) is written at the end.
 """
 import json
 import logging

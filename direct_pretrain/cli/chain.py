@@ -1,10 +1,12 @@
 """``dp-chain`` / ``tools/run_chain.py``: direct pretrain -> finetune -> test, with a results table.
 
 ``dp-chain [PRETRAIN_CFG FINETUNE_CFG] [--work-root D] [--toy-data [ROOT]]
-[--report DIR | --no-report] [--tensorboard]``. Without configs it runs the embedded toy
-pair installed with the package (``direct_pretrain::toy/...``), from any directory.
-Re-running skips finished stages and resumes an interrupted one. Stage progress with the
-chain's ETA is logged; the run report (tables, loss / mAP / LR plots) goes to
+[--report DIR | --no-report] [--tensorboard] [--data-root D] [--verbose]``. Without configs it
+runs the embedded toy pair installed with the package (``direct_pretrain::toy/...``), from any
+directory. Re-running skips finished stages and resumes an interrupted one. Each stage shows one
+progress bar (iterations, loss, ETA) and writes its full output to ``<work dir>/stage.log``
+(``--verbose``: the output on the terminal as well); stage progress with the chain's ETA is
+logged; the run report (tables, loss / mAP / LR plots) goes to
 ``<finetune work dir>/report`` unless ``--report DIR`` says elsewhere.
 """
 import argparse
