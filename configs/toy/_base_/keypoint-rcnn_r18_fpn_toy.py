@@ -53,8 +53,8 @@ model = dict(
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(192, 192), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(type='LoadKeypointAnnotations', with_bbox=True),
+    dict(type='PackKeypointDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
 # Workers are restarted every epoch so EpochSeedHook can make a resumed run exact.
 train_dataloader = dict(

@@ -127,10 +127,11 @@ def move_keypoints(results: dict, matrix: np.ndarray, kept: Optional[np.ndarray]
 def check_keypoints_followed(results: dict, owner: str) -> None:
     """Raise when a geometric step moved the image and boxes but not the keypoints.
 
-    Keypoints are loaded in the original image frame (``keypoints_homography`` None = identity);
-    every keypoint-aware step composes its matrix into ``keypoints_homography``, every mmdet
-    geometric step into ``homography_matrix``. They differ only if a step moved one without
-    the other, e.g. a stock ``Resize`` where ``KeypointResize`` was needed.
+    ``LoadKeypointAnnotations`` starts ``keypoints_homography`` at the ``homography_matrix`` of
+    the moment it loads (None = identity); every keypoint-aware step composes its matrix into
+    ``keypoints_homography``, every mmdet geometric step into ``homography_matrix``. They
+    differ only if a step moved one without the other, e.g. a stock ``Resize`` where
+    ``KeypointResize`` was needed.
     """
     if results.get(KEYPOINTS_KEY, None) is None:
         return

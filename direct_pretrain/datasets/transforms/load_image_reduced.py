@@ -289,8 +289,11 @@ class LoadImageReduced(BaseTransform):
     def _rescale_annotations(self, results: dict) -> dict:
         """Move freshly loaded full-size annotations into the decoded frame."""
         rescaled = tuple(key for key in FRAME_KEYS if results.get(key) is not None)
-        # Keypoints follow the decode's scale matrix (identity at full size), as the boxes do.
-        move_keypoints(results, np.diag([*results['scale_factor'], 1.0]), owner=type(self).__name__)
+        # Keypoints follow the decode's scale matrix (identity at full size), as the boxes do;
+        # like them they were loaded in the original frame.
+        if results.get('gt_keypoints', None) is not None:
+            results['keypoints_homography'] = None
+            move_keypoints(results, np.diag([*results['scale_factor'], 1.0]), owner=type(self).__name__)
         if results['decode_reduction'] > 1:
             height, width = results['img_shape']
             if results.get('gt_bboxes', None) is not None:

@@ -2,9 +2,10 @@
 
 Why: mmdet's ``LoadAnnotations`` overrides mmcv's ``transform`` and never calls its keypoint
 loader, and mmcv's loader cannot shape an image without instances. This subclass loads
-``gt_keypoints`` (N, K, 3) next to the boxes, in the same order, and marks them as being in
-the original image frame, which the keypoint-aware transforms then keep in step with the
-image.
+``gt_keypoints`` (N, K, 3) next to the boxes, in the same order and the same frame: the
+annotation file's, which is the image's frame only when no geometric transform ran before
+(mmdet's test pipelines load annotations after ``Resize`` on purpose, to evaluate and draw
+in the original frame). The keypoint-aware transforms then keep them in step with the image.
 """
 from typing import Optional
 
@@ -30,7 +31,8 @@ class LoadKeypointAnnotations(LoadAnnotations):
     Added Keys:
 
     - gt_keypoints (np.float32, (N, K, 3))
-    - keypoints_homography (None): the keypoints are in the original image frame
+    - keypoints_homography (np.float32 | None): ``homography_matrix`` at loading (None before any
+      geometric transform), so that packing checks only the steps that came after
     - gt_bboxes, gt_bboxes_labels, gt_ignore_flags, gt_masks, ... as ``LoadAnnotations``
 
     Args:
@@ -59,7 +61,8 @@ class LoadKeypointAnnotations(LoadAnnotations):
         else:
             keypoints = np.zeros((0, len(results.get('flip_indices', ())), 3), dtype=np.float32)
         results[KEYPOINTS_KEY] = keypoints
-        results[KEYPOINTS_HOMOGRAPHY_KEY] = None
+        matrix = results.get('homography_matrix', None)
+        results[KEYPOINTS_HOMOGRAPHY_KEY] = None if matrix is None else np.array(matrix, dtype=np.float32)
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load boxes/labels/masks as ``LoadAnnotations`` does, then the keypoints."""

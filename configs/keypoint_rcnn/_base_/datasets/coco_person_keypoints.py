@@ -26,9 +26,17 @@ train_dataloader = dict(
         ann_file='annotations/person_keypoints_train2017.json',
         filter_cfg=dict(filter_empty_gt=True, min_size=32, min_keypoints_per_image=1),
         pipeline=train_pipeline))
-# Testing keeps mmdet's pipeline: the evaluator reads ground-truth keypoints from ann_file.
+# mmdet's test pipeline; annotations (loaded after the resize, in the original frame) are only
+# drawn by --show-dir: the evaluator reads the ground truth from ann_file.
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='LoadKeypointAnnotations', with_bbox=True),
+    dict(type='PackKeypointDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+]
 val_dataloader = dict(
-    dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/person_keypoints_val2017.json'))
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/person_keypoints_val2017.json',
+                 pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='CocoKeypointMetric',
