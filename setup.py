@@ -41,6 +41,7 @@ CONSOLE_SCRIPTS = [
     'dp-make-toy-coco = direct_pretrain.cli.make_toy_coco:main',
     'dp-browse-pipeline = direct_pretrain.cli.browse_pipeline:main',
     'dp-stage-cost = direct_pretrain.cli.stage_cost:main',
+    'dp-gpu-check = direct_pretrain.cli.gpu_check:main',
 ]
 
 setup(

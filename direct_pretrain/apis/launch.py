@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
-__all__ = ['prepare_distributed']
+__all__ = ['prepare_distributed', 'prepare_runtime']
 
 
 def prepare_distributed(cfg: Config, launcher: str) -> None:
@@ -34,3 +34,12 @@ def prepare_distributed(cfg: Config, launcher: str) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def prepare_runtime(cfg: Config) -> None:
+    """What every train / test process does before building its Runner: the CPU (gloo)
+    adaptation of :func:`prepare_distributed`, and the opt-in torchvision route for mmcv's
+    CUDA ops (config key ``torchvision_cuda_ops`` or ``DP_TORCHVISION_CUDA_OPS``)."""
+    from ..models.layers import setup_torchvision_cuda_ops
+    prepare_distributed(cfg, cfg.get('launcher', 'none'))
+    setup_torchvision_cuda_ops(cfg)

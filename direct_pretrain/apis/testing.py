@@ -113,8 +113,8 @@ def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = No
 
     from mmdet.evaluation import DumpDetResults
 
-    from .launch import prepare_distributed
-    prepare_distributed(cfg, cfg.get('launcher', 'none'))
+    from .launch import prepare_runtime
+    prepare_runtime(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))

@@ -144,10 +144,10 @@ def train(cfg: Config):
     from mmengine.runner import Runner
 
     from .fault_tolerance import prepare_work_dir
-    from .launch import prepare_distributed
+    from .launch import prepare_runtime
     lock = prepare_work_dir(cfg)  # one live run per work dir, taken before anything is written
     try:
-        prepare_distributed(cfg, cfg.get('launcher', 'none'))
+        prepare_runtime(cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()
     finally:

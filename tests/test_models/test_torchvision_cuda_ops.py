@@ -201,6 +201,20 @@ def test_switch_from_config_and_environment(monkeypatch):
         setup_torchvision_cuda_ops(Config({CONFIG_KEY: 'yes'}))
 
 
+def test_train_and_test_entry_points_apply_the_switch(monkeypatch):
+    """apis.training.train / apis.testing.test call prepare_runtime before the Runner."""
+    from direct_pretrain.apis.launch import prepare_runtime
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    try:
+        prepare_runtime(Config({CONFIG_KEY: True, 'launcher': 'none'}))
+        assert torchvision_cuda_ops_enabled() is (not mmcv_has_cuda_ops())
+        prepare_runtime(Config({'launcher': 'none'}))
+        assert not torchvision_cuda_ops_enabled()  # no key: off
+    finally:
+        disable_torchvision_cuda_ops()
+    assert not torchvision_cuda_ops_enabled()
+
+
 def test_detector_train_step_is_unchanged_by_the_route():
     """A Mask R-CNN loss and its gradients (RPN nms, RoI extractors, mask targets) agree."""
     from mmdet.registry import MODELS
