@@ -158,16 +158,23 @@ def _wait_for(path, pattern, timeout=600, proc=None):
     raise AssertionError(f'{pattern!r} not seen in {path}:\n{text[-3000:]}')
 
 
-def _survivors(processes, grace=5.0):
-    """The processes still alive (zombies count as dead) after ``grace`` seconds."""
+def _marked_env(mark):
+    """The test's environment plus a marker every process of the run inherits."""
+    return dict(python_env(), DP_FAULT_TEST_MARK=mark)
+
+
+def _survivors(mark, grace=5.0):
+    """Processes carrying ``mark`` still alive (zombies count as dead) after ``grace``
+    seconds: found by their environment, so workers started after any snapshot and
+    orphans re-parented to init are found too."""
     deadline = time.time() + grace
     while True:
         alive = []
-        for proc in processes:
+        for proc in psutil.process_iter():
             try:
-                if proc.status() != psutil.STATUS_ZOMBIE:
+                if proc.environ().get('DP_FAULT_TEST_MARK') == mark and proc.status() != psutil.STATUS_ZOMBIE:
                     alive.append(proc)
-            except psutil.NoSuchProcess:
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 pass
         if not alive or time.time() > deadline:
             return alive
@@ -179,16 +186,27 @@ def _start_training(case, cfg, work_dir, *extra):
     with open(log, 'w') as out:  # a file, not a pipe: a surviving worker must not block the test
         proc = subprocess.Popen([PYTHON, '-m', 'direct_pretrain.cli.train', cfg, '--work-dir', work_dir,
                                  '--cfg-options', 'train_dataloader.num_workers=2', 'train_cfg.max_epochs=50', *extra],
-                                cwd=case, env=python_env(), stdout=out, stderr=subprocess.STDOUT)
+                                cwd=case, env=_marked_env(case), stdout=out, stderr=subprocess.STDOUT)
     return proc, log
 
 
-def _kill_and_check_workers(proc, sig):
-    workers = psutil.Process(proc.pid).children(recursive=True)
+def _descendants(pid, at_least, timeout=120):
+    """``pid``'s descendants once there are ``at_least`` of them (dataloader workers are
+    restarted every epoch, so a look between two epochs may find none)."""
+    deadline = time.time() + timeout
+    while True:
+        found = psutil.Process(pid).children(recursive=True)
+        if len(found) >= at_least or time.time() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def _kill_and_check_workers(proc, sig, mark):
+    workers = _descendants(proc.pid, 2)
     assert len(workers) >= 2, workers  # the two dataloader workers of the running epoch
     proc.send_signal(sig)
     assert proc.wait(timeout=60) == -sig
-    survivors = _survivors(workers)
+    survivors = _survivors(mark)
     for survivor in survivors:  # do not leave them behind even when the test fails
         survivor.kill()
     assert not survivors, [(p.pid, p.status()) for p in survivors]
@@ -205,7 +223,7 @@ def test_sigkill_leaves_no_worker_and_a_second_run_is_refused(tmp_path, tiny_coc
         assert second.returncode == 2 and len(second.error_lines) == 1, second.stderr[-3000:]
         assert f'is in use by a running process: PID {proc.pid}' in second.error_lines[0]
         assert sorted(n for n in os.listdir(work_dir) if TIMESTAMP_DIR.match(n)) == stamps  # it wrote nothing
-        _kill_and_check_workers(proc, signal.SIGKILL)
+        _kill_and_check_workers(proc, signal.SIGKILL, case)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -229,7 +247,7 @@ def test_sigterm_leaves_no_worker_and_stale_temp_files_are_removed(tmp_path, tin
         assert f'removed 2 stale temporary checkpoint file(s) of an interrupted write from {work_dir}' in text
         assert not any(osp.exists(p) for p in stale)
         assert osp.exists(osp.join(work_dir, 'notes.tmp')) and osp.exists(osp.join(work_dir, '.epoch_2.pth.tmp'))
-        _kill_and_check_workers(proc, signal.SIGTERM)
+        _kill_and_check_workers(proc, signal.SIGTERM, case)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -245,20 +263,21 @@ def test_chain_holds_its_stage_dirs_and_its_stages_die_with_it(tmp_path, tiny_co
     chain_cmd = [long_pre, ft, '--work-root', work_root, '--no-report']
     with open(log, 'w') as out:
         chain = subprocess.Popen([PYTHON, '-m', 'direct_pretrain.cli.chain', *chain_cmd], cwd=case,
-                                 env=python_env(), stdout=out, stderr=subprocess.STDOUT)
+                                 env=_marked_env(case), stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for(log, r'Epoch\(train\) +\[1\]\[1/4\]', proc=chain)  # the stage runs under the chain's lock
         stage_dir = osp.join(work_root, 'long_pretrain')
+        # the stage trains under the chain's lock (its output goes to <stage dir>/stage.log)
+        _wait_for(osp.join(stage_dir, 'stage.log'), r'Epoch\(train\) +\[1\]\[1/4\]', proc=chain)
         again, direct = run_tools([ToolRun('chain', chain_cmd, case),
                                    ToolRun('train', [long_pre, '--work-dir', stage_dir, '--resume'], case)])
         for run in (again, direct):
             assert run.returncode == 2 and len(run.error_lines) == 1, run.stderr[-3000:]
             assert f'is in use by a running process: PID {chain.pid}' in run.error_lines[0]
-        descendants = psutil.Process(chain.pid).children(recursive=True)
-        assert len(descendants) >= 3  # the stage process and its two workers
+        descendants = _descendants(chain.pid, 3)
+        assert len(descendants) >= 3, descendants  # the stage process and its two workers
         chain.send_signal(signal.SIGTERM)
         assert chain.wait(timeout=60) == -signal.SIGTERM
-        survivors = _survivors(descendants)
+        survivors = _survivors(case)
         for survivor in survivors:
             survivor.kill()
         assert not survivors, [(p.pid, p.cmdline()[:4]) for p in survivors]
