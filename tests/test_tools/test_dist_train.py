@@ -1,5 +1,6 @@
 """``./dist_train.sh CFG 2`` without CUDA: two real processes on gloo, and a dying rank."""
 import json
+import os
 import os.path as osp
 import socket
 import subprocess
