@@ -14,6 +14,7 @@ import logging
 import os.path as osp
 import sys
 import time
+from typing import Optional
 
 import torch
 
@@ -21,7 +22,7 @@ from ..checkpoint import UnsafeCheckpointError, convert_detectron
 from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
 from ..checkpoint.detectron_errors import DetectronConversionError
 
-__all__ = ['parse_args', 'build_target', 'main']
+__all__ = ['parse_args', 'build_target', 'print_conversion_end', 'main']
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,16 +83,22 @@ def main(argv=None) -> int:
         print(f'  ignored leftover: {name}')
     for name, reason in report.unsupported.items():
         print(f'  unsupported (dropped): {name}: {reason}')
+    print_conversion_end(report, args.dst, args.report_json, len(state_dict), elapsed)
+    return 0
+
+
+def print_conversion_end(report, dst: str, report_json: Optional[str], num_tensors: int, elapsed: float) -> None:
+    """The last lines both converters print: dropped and allowed keys, the JSON report
+    (``report_json`` '' = beside ``dst``), and what was saved."""
     for name in report.unused_source:
         print(f'  unused (dropped): {name}')
     for key in report.missing_target + report.unexpected_target:
         print(f'  missing/unexpected (allowed): {key}')
-    if args.report_json is not None:
-        path = args.report_json or osp.splitext(args.dst)[0] + '.conversion.json'
+    if report_json is not None:
+        path = report_json or osp.splitext(dst)[0] + '.conversion.json'
         report.to_json(path)
         print(f'report: {path}')
-    print(f'saved {len(state_dict)} tensors to {args.dst} ({elapsed:.2f} s)')
-    return 0
+    print(f'saved {num_tensors} tensors to {dst} ({elapsed:.2f} s)')
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint
 from ..checkpoint.release_converter import convert_release, read_release_checkpoint, release_checkpoint_dict
 from ..checkpoint.release_errors import ReleaseConversionError
 from ..checkpoint.release_mapping import ARCH_NAMES, infer_arch, row_for
+from .convert_detectron import print_conversion_end
 
 __all__ = ['parse_args', 'default_config', 'main']
 
@@ -100,15 +101,7 @@ def main(argv=None) -> int:
         print(f'  dropped: {line}')
     print(f'  {len(report.edits)} PatchMerging edits, {len(report.regenerated)} relative position indices '
           'regenerated' if report.regenerated else '  all tensors copied under their mmdet 3.x names')
-    for name in report.unused_source:
-        print(f'  unused (dropped): {name}')
-    for key in report.missing_target + report.unexpected_target:
-        print(f'  missing/unexpected (allowed): {key}')
-    if args.report_json is not None:
-        path = args.report_json or osp.splitext(args.dst)[0] + '.conversion.json'
-        report.to_json(path)
-        print(f'report: {path}')
-    print(f'saved {len(state_dict)} tensors to {args.dst} ({elapsed:.2f} s)')
+    print_conversion_end(report, args.dst, args.report_json, len(state_dict), elapsed)
     return 0
 
 
