@@ -249,8 +249,11 @@ class CocoValidationReport:
             which = (f'none of the {self.trained_images} training images has' if self.usable_images == 0 else
                      f'only {self.usable_images} of {self.trained_images} training images ({self.usable_share:.0%}, '
                      f'dataset_check.min_usable_share is {self.min_usable_share:.0%}) have')
-            problems.append(f'{which} an instance to learn from: {self._num_dropped()} of {self.num_annotations} '
-                            f'annotations give nothing to learn from: {self._reason_text()}; {self._fates()}')
+            dropped = self._num_dropped()
+            annotations = (f'{dropped} of {self.num_annotations} annotations give nothing to learn from: '
+                           f'{self._reason_text()}' if dropped else
+                           f'all {self.num_annotations} annotations are usable, their images are not')
+            problems.append(f'{which} an instance to learn from: {annotations}; {self._fates()}')
         return problems
 
     def warnings(self) -> List[str]:

@@ -11,8 +11,10 @@ import json
 import os
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
 from direct_pretrain.apis.config_checks import ConfigInputError, final_checkpoint_name
 from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
@@ -23,12 +25,13 @@ from direct_pretraining_zoo import CONFIG_DIR, PAIRS, load_cfg
 def fake_coco(root: str) -> None:
     """A one-image COCO set where the configs expect COCO (data/coco/), for train.py's checks."""
     coco = dict(images=[dict(id=1, file_name='1.jpg', width=64, height=64)],
-                annotations=[dict(id=1, image_id=1, category_id=1, bbox=[8, 8, 16, 16], area=256, iscrowd=0)],
+                annotations=[dict(id=1, image_id=1, category_id=1, bbox=[8, 8, 16, 16], area=256, iscrowd=0,
+                                 segmentation=[[8, 8, 24, 8, 24, 24, 8, 24]])],
                 categories=[dict(id=1, name='person')])
     os.makedirs(osp.join(root, 'data/coco/annotations'))
     for split in ('train2017', 'val2017'):
         os.makedirs(osp.join(root, 'data/coco', split))
-        open(osp.join(root, 'data/coco', split, '1.jpg'), 'wb').close()  # existence is what train.py checks
+        cv2.imwrite(osp.join(root, 'data/coco', split, '1.jpg'), np.full((64, 64, 3), 128, np.uint8))
         with open(osp.join(root, f'data/coco/annotations/instances_{split}.json'), 'w') as f:
             json.dump(coco, f)
 
@@ -52,7 +55,7 @@ def test_finetune_chains_onto_the_pretrain_run(pair, tmp_path, monkeypatch):
     written = osp.join(pretrain.work_dir, final_checkpoint_name(pretrain))
     assert osp.normpath(written) == osp.normpath(pair.checkpoint)
     os.makedirs(osp.dirname(written))
-    open(written, 'wb').close()
+    torch.save(dict(state_dict={}, meta=dict(epoch=pretrain.train_cfg.max_epochs)), written)
     # ... is what the fine-tune loads, with no edits or overrides.
     finetune = build_train_config(parse_train_args([finetune_cfg]))
     assert finetune.load_from == pair.checkpoint and osp.isfile(finetune.load_from)
