@@ -14,6 +14,15 @@ def tiny_coco_root(tmp_path_factory) -> str:
     return root
 
 
+@pytest.fixture(autouse=True)
+def mmdet_default_scope():
+    """Every test starts in the ``mmdet`` registry scope, where the package registers its
+    modules: a test that built a Runner with another ``default_scope`` (mmengine keeps the
+    newest scope process-wide) must not change what the next test's registries resolve."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO_ROOT
