@@ -16,7 +16,7 @@ from mmengine.config import Config, DictAction
 
 from ..apis.config_checks import ConfigInputError, check_dataset_paths, resolve_config_path
 from ..apis.data_root import set_data_root
-from ..visualization import BrowseError, browse_stage, stage_configs
+from ..visualization.pipeline_browser import BrowseError, browse_stage, stage_configs
 
 
 __all__ = ['parse_args', 'main']

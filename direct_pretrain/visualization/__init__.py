@@ -1,7 +1,6 @@
-"""Drawing what the pipelines produce (mmdet's visualizer does the drawing), and keypoints."""
+"""Drawing: ``KeypointDetLocalVisualizer`` (VISUALIZERS). The pipeline browser behind
+``dp-browse-pipeline`` is :mod:`direct_pretrain.visualization.pipeline_browser`, imported by
+the tool, not by ``import direct_pretrain``."""
 from .keypoint_det_local_visualizer import KeypointDetLocalVisualizer
-from .pipeline_browser import BrowseError, PipelineSample, browse_stage, collect_samples, grid_shape, render_grid, \
-    stage_configs
 
-__all__ = ['BrowseError', 'PipelineSample', 'browse_stage', 'collect_samples', 'grid_shape', 'render_grid',
-           'stage_configs', 'KeypointDetLocalVisualizer']
+__all__ = ['KeypointDetLocalVisualizer']
