@@ -11,5 +11,6 @@ env:
 demo: env
 	.venv/bin/dp-chain --toy-data
 
+# Two pytest workers (one per core), each taking whole files so module fixtures run once.
 test: env
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n 2 --dist loadfile $(PYTEST_ARGS)
