@@ -17,7 +17,7 @@ import math
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -137,12 +137,11 @@ def _annotation(ann_id: int, image_id: int, label: int, poly: np.ndarray) -> Dic
                 area=round(area, 2), segmentation=[[round(float(v), 1) for v in poly.reshape(-1)]])
 
 
-def toy_coco_is_complete(root: str) -> bool:
-    """True when ``root`` holds both splits' annotation files and every image they name."""
+def _is_complete(root: str, ann_name: str) -> bool:
+    """True when ``root`` holds both splits' ``annotations/<ann_name>_<split>.json`` and every
+    image they name."""
     for split in ('train', 'val'):
-        ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
-        if not osp.isfile(ann_file):
-            return False
+        ann_file = osp.join(root, 'annotations', f'{ann_name}_{split}.json')
         try:
             with open(ann_file) as f:
                 images = json.load(f)['images']
@@ -153,25 +152,22 @@ def toy_coco_is_complete(root: str) -> bool:
     return True
 
 
-def generate_toy_coco(root: str, spec: ToyCocoSpec = ToyCocoSpec()) -> Dict[str, str]:
-    """Write the toy set under ``root`` (``train/``, ``val/``, ``annotations/``).
+def _write_toy_set(root: str, counts: Sequence[Tuple[str, int]], ann_name: str, categories: List[Dict],
+                   make_image: Callable[[], Tuple[np.ndarray, list]], annotate: Callable[[int, int, Any], Dict],
+                   what: str) -> Dict[str, str]:
+    """Write images and ``annotations/<ann_name>_<split>.json`` per split.
 
     Files are written to temporary names and renamed, so an interrupted run never
     leaves a half-written annotation file that looks complete.
-
-    Returns:
-        dict: split name -> annotation file path.
     """
-    rng = np.random.default_rng(spec.seed)
-    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(TOY_CLASSES)]
     ann_files = {}
     ann_id = 1
-    for split, count in (('train', spec.num_train), ('val', spec.num_val)):
+    for split, count in counts:
         os.makedirs(osp.join(root, split), exist_ok=True)
         os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
         images, annotations = [], []
         for index in range(count):
-            img, instances = _make_image(rng, spec)
+            img, instances = make_image()
             image_id = index + 1
             file_name = f'{split}_{index:05d}.jpg'
             path = osp.join(root, split, file_name)
@@ -182,16 +178,34 @@ def generate_toy_coco(root: str, spec: ToyCocoSpec = ToyCocoSpec()) -> Dict[str,
                 f.write(buf.tobytes())
             os.replace(path + '.tmp', path)
             images.append(dict(id=image_id, file_name=file_name, height=img.shape[0], width=img.shape[1]))
-            for label, poly in instances:
-                annotations.append(_annotation(ann_id, image_id, label, poly))
+            for instance in instances:
+                annotations.append(annotate(ann_id, image_id, instance))
                 ann_id += 1
-        ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
+        ann_file = osp.join(root, 'annotations', f'{ann_name}_{split}.json')
         with open(ann_file + '.tmp', 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
         os.replace(ann_file + '.tmp', ann_file)
         ann_files[split] = ann_file
-        logger.info('toy COCO %s: %d images, %d instances -> %s', split, len(images), len(annotations), ann_file)
+        logger.info('toy %s %s: %d images, %d instances -> %s', what, split, len(images), len(annotations), ann_file)
     return ann_files
+
+
+def toy_coco_is_complete(root: str) -> bool:
+    """True when ``root`` holds both splits' annotation files and every image they name."""
+    return _is_complete(root, 'instances')
+
+
+def generate_toy_coco(root: str, spec: ToyCocoSpec = ToyCocoSpec()) -> Dict[str, str]:
+    """Write the toy set under ``root`` (``train/``, ``val/``, ``annotations/``), atomically per file.
+
+    Returns:
+        dict: split name -> annotation file path.
+    """
+    rng = np.random.default_rng(spec.seed)
+    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(TOY_CLASSES)]
+    return _write_toy_set(root, (('train', spec.num_train), ('val', spec.num_val)), 'instances', categories,
+                          lambda: _make_image(rng, spec), lambda ann_id, image_id, inst: _annotation(
+                              ann_id, image_id, *inst), 'COCO')
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,16 +341,7 @@ def _keypoint_annotation(ann_id: int, image_id: int, points: np.ndarray, mask: n
 
 def toy_keypoints_is_complete(root: str) -> bool:
     """True when ``root`` holds both splits' keypoint annotation files and every image they name."""
-    for split in ('train', 'val'):
-        ann_file = osp.join(root, 'annotations', f'person_keypoints_{split}.json')
-        try:
-            with open(ann_file) as f:
-                images = json.load(f)['images']
-        except (OSError, ValueError, KeyError):
-            return False
-        if not all(osp.isfile(osp.join(root, split, im['file_name'])) for im in images):
-            return False
-    return True
+    return _is_complete(root, 'person_keypoints')
 
 
 def generate_toy_keypoints(root: str, spec: ToyKeypointSpec = ToyKeypointSpec()) -> Dict[str, str]:
@@ -350,31 +355,6 @@ def generate_toy_keypoints(root: str, spec: ToyKeypointSpec = ToyKeypointSpec())
     meta = TOY_KEYPOINT_META
     categories = [dict(id=1, name=meta['classes'][0], supercategory='figure', keypoints=list(meta['keypoint_names']),
                        skeleton=[[a + 1, b + 1] for a, b in meta['skeleton']])]
-    ann_files = {}
-    ann_id = 1
-    for split, count in (('train', spec.num_train), ('val', spec.num_val)):
-        os.makedirs(osp.join(root, split), exist_ok=True)
-        os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-        images, annotations = [], []
-        for index in range(count):
-            img, figures = _make_keypoint_image(rng, spec)
-            image_id = index + 1
-            file_name = f'{split}_{index:05d}.jpg'
-            path = osp.join(root, split, file_name)
-            ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            if not ok:
-                raise RuntimeError(f'OpenCV could not encode {path}')
-            with open(path + '.tmp', 'wb') as f:
-                f.write(buf.tobytes())
-            os.replace(path + '.tmp', path)
-            images.append(dict(id=image_id, file_name=file_name, height=img.shape[0], width=img.shape[1]))
-            for figure in figures:
-                annotations.append(_keypoint_annotation(ann_id, image_id, figure['points'], figure['mask']))
-                ann_id += 1
-        ann_file = osp.join(root, 'annotations', f'person_keypoints_{split}.json')
-        with open(ann_file + '.tmp', 'w') as f:
-            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
-        os.replace(ann_file + '.tmp', ann_file)
-        ann_files[split] = ann_file
-        logger.info('toy keypoints %s: %d images, %d figures -> %s', split, len(images), len(annotations), ann_file)
-    return ann_files
+    return _write_toy_set(root, (('train', spec.num_train), ('val', spec.num_val)), 'person_keypoints', categories,
+                          lambda: _make_keypoint_image(rng, spec), lambda ann_id, image_id, figure: _keypoint_annotation(
+                              ann_id, image_id, figure['points'], figure['mask']), 'keypoints')
