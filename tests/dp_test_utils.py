@@ -33,7 +33,7 @@ _DATA_OVERRIDES = '''
 data_root = {root!r}
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, {train_dataset})
 test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = dict(ann_file=data_root + 'annotations/{ann_name}_val.json')
 train_cfg = dict(max_epochs={epochs})
 default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=0, deterministic=True)
@@ -41,26 +41,31 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def write_tiny_stage_configs(folder: str, data_root: str, pretrain_epochs: int = 1,
-                             finetune_epochs: int = 1, scoped: bool = False) -> tuple:
-    """Stage configs that inherit the toy pair and point it at ``data_root``, small and fast.
+                             finetune_epochs: int = 1, scoped: bool = False,
+                             pair: tuple = (TOY_PRETRAIN, TOY_FINETUNE), ann_name: str = 'instances',
+                             prefix: str = 'tiny') -> tuple:
+    """Stage configs that inherit a toy pair (default the main job's) and point it at
+    ``data_root``, small and fast: ``<prefix>_pretrain.py`` and ``<prefix>_finetune.py``.
 
     With ``scoped`` they inherit ``direct_pretrain::toy/...`` (the installed configs), as
-    another project would, instead of the checkout's files.
+    another project would, instead of the checkout's files. ``ann_name`` is the annotation
+    files' stem (``instances``, ``person_keypoints``).
 
     Returns (pretrain config path, finetune config path).
     """
     os.makedirs(folder, exist_ok=True)
     root = data_root.rstrip('/') + '/'
-    bases = [f'direct_pretrain::toy/{osp.basename(c)}' if scoped else c for c in (TOY_PRETRAIN, TOY_FINETUNE)]
-    pre = osp.join(folder, 'tiny_pretrain.py')
+    bases = [f'direct_pretrain::toy/{osp.basename(c)}' if scoped else c for c in pair]
+    pre = osp.join(folder, f'{prefix}_pretrain.py')
     with open(pre, 'w') as f:
         f.write(f'_base_ = {bases[0]!r}\n' + _DATA_OVERRIDES.format(
-            root=root, epochs=pretrain_epochs,
+            root=root, epochs=pretrain_epochs, ann_name=ann_name,
             train_dataset='dataset=dict(times=1, dataset=dict(data_root=data_root))'))
-    ft = osp.join(folder, 'tiny_finetune.py')
+    ft = osp.join(folder, f'{prefix}_finetune.py')
     with open(ft, 'w') as f:
         f.write(f'_base_ = {bases[1]!r}\n' + _DATA_OVERRIDES.format(
-            root=root, epochs=finetune_epochs, train_dataset='dataset=dict(data_root=data_root)') +
+            root=root, epochs=finetune_epochs, ann_name=ann_name,
+            train_dataset='dataset=dict(data_root=data_root)') +
             f'pretrain_config = {pre!r}\nload_from = None\n'
             'param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=2)]\n')
     return pre, ft

@@ -1,9 +1,8 @@
 """Helpers shared by the keypoint tests: a tiny toy keypoint set and config overrides."""
-import os
 import os.path as osp
 from typing import Tuple
 
-from dp_test_utils import REPO_ROOT
+from dp_test_utils import REPO_ROOT, write_tiny_stage_configs
 
 TOY_KP_PRETRAIN = osp.join(REPO_ROOT, 'configs/toy/keypoint-rcnn_r18_fpn_1xb8-direct-pretrain-128_toy.py')
 TOY_KP_FINETUNE = osp.join(REPO_ROOT, 'configs/toy/keypoint-rcnn_r18_fpn_1xb2-direct-finetune_toy.py')
@@ -17,30 +16,9 @@ def make_tiny_keypoints(root: str, num_train: int = 6, num_val: int = 3, seed: i
     return root.rstrip('/') + '/'
 
 
-_OVERRIDES = '''
-data_root = {root!r}
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, {train_dataset})
-test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_evaluator = dict(ann_file=data_root + 'annotations/person_keypoints_val.json')
-train_cfg = dict(max_epochs={epochs})
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=0, deterministic=True)
-'''
-
-
 def write_tiny_keypoint_configs(folder: str, data_root: str, pretrain_epochs: int = 1,
                                 finetune_epochs: int = 1) -> Tuple[str, str]:
     """Stage configs inheriting the toy keypoint pair, pointed at ``data_root``: (pretrain, finetune)."""
-    os.makedirs(folder, exist_ok=True)
-    pre = osp.join(folder, 'tiny_kp_pretrain.py')
-    with open(pre, 'w') as f:
-        f.write(f'_base_ = {TOY_KP_PRETRAIN!r}\n' + _OVERRIDES.format(
-            root=data_root, epochs=pretrain_epochs,
-            train_dataset='dataset=dict(times=1, dataset=dict(data_root=data_root))'))
-    ft = osp.join(folder, 'tiny_kp_finetune.py')
-    with open(ft, 'w') as f:
-        f.write(f'_base_ = {TOY_KP_FINETUNE!r}\n' + _OVERRIDES.format(
-            root=data_root, epochs=finetune_epochs, train_dataset='dataset=dict(data_root=data_root)') +
-            f'pretrain_config = {pre!r}\nload_from = None\n'
-            'param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=2)]\n')
-    return pre, ft
+    return write_tiny_stage_configs(folder, data_root, pretrain_epochs, finetune_epochs,
+                                    pair=(TOY_KP_PRETRAIN, TOY_KP_FINETUNE), ann_name='person_keypoints',
+                                    prefix='tiny_kp')
