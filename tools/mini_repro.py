@@ -33,9 +33,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from direct_pretrain.apis import ConfigInputError
 from direct_pretrain.chain import StageProgress, StageResult, estimate_train_cost, run_test_stage, run_train_stage
 from direct_pretrain.datasets import generate_toy_coco, toy_coco_is_complete
+from direct_pretrain.errors import ConfigInputError
 from direct_pretrain.report import (METRIC_SUFFIXES, RunReport, StageSummary, format_duration, markdown_table,
                                     read_stage_log, write_report)
 

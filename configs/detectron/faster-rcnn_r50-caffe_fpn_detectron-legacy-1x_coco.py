@@ -6,7 +6,7 @@
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)
 
-# MSRA ImageNet weights, converted on the fly (direct_pretrain.checkpoint.detectron_scheme).
+# MSRA ImageNet weights, converted on the fly (direct_pretrain.checkpoint.detectron.scheme).
 detectron_imagenet = 'detectron://data/detectron/ImageNetPretrained/MSRA/R-50.pkl'
 
 model = dict(

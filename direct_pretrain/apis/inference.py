@@ -15,15 +15,18 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ['IMAGE_EXTENSIONS', 'InferenceInputError', 'InferenceResult', 'list_images', 'infer_images']
+import mmcv
+
+from mmdet.apis import DetInferencer
+from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.uri import parse_checkpoint_uri
+from ..errors import CheckpointCheckError, InferenceInputError
+
+__all__ = ['IMAGE_EXTENSIONS', 'InferenceResult', 'list_images', 'infer_images']
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
-
-
-class InferenceInputError(ValueError):
-    """A config, checkpoint or image folder given to inference is missing or unusable."""
 
 
 @dataclass
@@ -46,7 +49,6 @@ class InferenceResult:
 def list_images(image_dir: str) -> Tuple[List[Tuple[str, Tuple[int, int]]], Dict[str, str]]:
     """The decodable images of ``image_dir`` (sorted, with (height, width)) and the
     skipped files with the reason. Subfolders are not searched."""
-    import mmcv
     if not osp.isdir(image_dir):
         raise InferenceInputError(f'image folder {image_dir!r} does not exist or is not a folder; pass a folder '
                                   'of .jpg/.png images.')
@@ -76,10 +78,9 @@ def _check_inputs(config: str, checkpoint: str) -> None:
     if not osp.isfile(config):
         raise InferenceInputError(f'config file {config!r} does not exist; pass the .py config the checkpoint was '
                                   'trained with (e.g. one under configs/).')
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
+    if parse_checkpoint_uri(checkpoint).scheme == 'file' and not osp.isfile(checkpoint):
         raise InferenceInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py '
                                   '(e.g. work_dirs/<config name>/epoch_N.pth).')
-    from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
     try:
         check_checkpoint_file(checkpoint)
     except CheckpointCheckError as error:  # empty, truncated, not a checkpoint, unsafe
@@ -127,7 +128,6 @@ def infer_images(config: str, checkpoint: str, image_dir: str, out_dir: str, sco
         raise InferenceInputError(f'no image to infer in {image_dir!r}' +
                                   (f' ({len(skipped)} file(s) skipped, see above)' if skipped else ' (empty)') +
                                   f'; put {", ".join(IMAGE_EXTENSIONS[:2])} or other image files there.')
-    from mmdet.apis import DetInferencer
     inferencer = DetInferencer(model=config, weights=checkpoint, device=device, show_progress=True)
     classes = tuple(inferencer.model.dataset_meta.get('classes') or ()) or None
     os.makedirs(out_dir, exist_ok=True)

@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
+from ..runtime.torchvision_cuda_ops import setup_torchvision_cuda_ops
+
 __all__ = ['prepare_distributed', 'prepare_runtime']
 
 
@@ -40,6 +42,5 @@ def prepare_runtime(cfg: Config) -> None:
     """What every train / test process does before building its Runner: the CPU (gloo)
     adaptation of :func:`prepare_distributed`, and the opt-in torchvision route for mmcv's
     CUDA ops (config key ``torchvision_cuda_ops`` or ``DP_TORCHVISION_CUDA_OPS``)."""
-    from ..models.layers import setup_torchvision_cuda_ops
     prepare_distributed(cfg, cfg.get('launcher', 'none'))
     setup_torchvision_cuda_ops(cfg)

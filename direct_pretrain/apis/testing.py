@@ -9,11 +9,21 @@ import copy
 import logging
 import os
 import warnings
+from argparse import Namespace
 from typing import Any, Dict, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
+from mmengine.fileio import dump
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from .training import load_config
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.evaluation import DumpDetResults
+from ..config.dataset_cfg import leaf_dataset
+from ..config.input_checks import check_test_inputs
+from ..config.loading import load_config
+from ..errors import ConfigInputError
+from .launch import prepare_runtime
 
 __all__ = ['COCO_METRICS', 'build_test_config', 'test']
 
@@ -30,7 +40,6 @@ def _apply_tta(cfg: Config) -> None:
         cfg.tta_model = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
                                                               max_per_img=100))
     if 'tta_pipeline' not in cfg:
-        from ..utils import leaf_dataset
         _, dataset = leaf_dataset(cfg, 'test_dataloader')
         pipeline = copy.deepcopy(dataset.pipeline)
         pipeline[-1] = dict(type='TestTimeAug', transforms=[
@@ -76,11 +85,6 @@ def build_test_config(config: str,
     Raises:
         ConfigInputError: the config, checkpoint, a dataset path or an option is unusable.
     """
-    from argparse import Namespace
-
-    from mmdet.engine.hooks.utils import trigger_visualization_hook
-
-    from .config_checks import ConfigInputError, check_test_inputs
     if out is not None and not out.endswith(('.pkl', '.pickle')):
         raise ConfigInputError(f'--out {out!r}: predictions are dumped as a pickle; use a .pkl file name.')
     cfg = load_config(config, work_dir, cfg_options, launcher, data_root)
@@ -108,19 +112,12 @@ def build_test_config(config: str,
 
 def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = None) -> Dict:
     """Build the Runner and evaluate; returns the metrics dict."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    from mmdet.evaluation import DumpDetResults
-
-    from .launch import prepare_runtime
     prepare_runtime(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     metrics = runner.test()
     if metrics_out and runner.rank == 0:
-        from mmengine.fileio import dump
         os.makedirs(os.path.dirname(os.path.abspath(metrics_out)), exist_ok=True)
         dump({k: float(v) if isinstance(v, (int, float)) else str(v) for k, v in metrics.items()},
              metrics_out + '.tmp', file_format='json', indent=1)

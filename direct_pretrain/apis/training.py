@@ -9,43 +9,31 @@ work on CPU (gloo), and ``tensorboard`` adds TensorBoard logging (the original
 """
 import logging
 import os
-import os.path as osp
 from typing import Any, Dict, Optional
 
+import torch
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-__all__ = ['load_config', 'add_tensorboard_backend', 'build_train_config', 'train']
+from ..config.accumulation import apply_gradient_accumulation
+from ..config.batch_check import check_batch_size, launcher_world_size
+from ..config.input_checks import check_train_inputs, validate_training_data
+from ..config.loading import load_config
+from ..config.training_guards import apply_fault_tolerance
+from ..errors import ConfigInputError
+from ..runtime.atomic_save import find_resumable_checkpoint
+from ..runtime.work_dir import prepare_work_dir
+from .launch import prepare_runtime
+
+__all__ = ['add_tensorboard_backend', 'build_train_config', 'train']
 
 logger = logging.getLogger(__name__)
-
-
-def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[Dict[str, Any]] = None,
-                launcher: str = 'none', data_root: Optional[str] = None) -> Config:
-    """Load ``path``, apply ``cfg_options`` (a value replacing a number must be one) and
-    ``data_root`` (:func:`~.data_root.set_data_root`, wherever the datasets nest it), and
-    resolve the work dir the mmdet way (``work_dir`` argument, else the config's, else
-    ``./work_dirs/<config name>``)."""
-    from .config_checks import resolve_config_path
-    from .data_root import set_data_root
-    from .option_checks import check_option_types
-    cfg = Config.fromfile(resolve_config_path(path))
-    cfg.launcher = launcher
-    if cfg_options is not None:
-        check_option_types(cfg, cfg_options)
-        cfg.merge_from_dict(cfg_options)
-    if data_root is not None:
-        set_data_root(cfg, data_root)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    return cfg
 
 
 def add_tensorboard_backend(cfg: Config) -> None:
     """Append ``TensorboardVisBackend`` to ``cfg.visualizer.vis_backends`` (the original
     ``--use_tfboard``); the local JSON backend stays, so reports keep working."""
-    from .config_checks import ConfigInputError
     visualizer = cfg.get('visualizer')
     if not isinstance(visualizer, dict):
         raise ConfigInputError('--tensorboard adds a vis backend to cfg.visualizer, but the config defines no '
@@ -87,11 +75,6 @@ def build_train_config(config: str,
     Raises:
         ConfigInputError: the config, a path it names or an option is unusable.
     """
-    import torch
-
-    from ..checkpoint.atomic_save import find_resumable_checkpoint
-    from .config_checks import ConfigInputError, check_train_inputs, validate_training_data
-    from .fault_tolerance import apply_fault_tolerance
     cfg = load_config(config, work_dir, cfg_options, launcher, data_root)
     if amp:
         if not torch.cuda.is_available():
@@ -105,10 +88,8 @@ def build_train_config(config: str,
             raise ConfigInputError(f'--auto-scale-lr needs auto_scale_lr=dict(enable=False, base_batch_size=N) '
                                    f'in {config}.')
         cfg.auto_scale_lr.enable = True
-    from .batch_check import check_batch_size, launcher_world_size
     batch_warning = check_batch_size(cfg, launcher_world_size(launcher), auto_scale_lr, accumulate, warn=False)
     if accumulate != 1:
-        from .accumulation import apply_gradient_accumulation
         apply_gradient_accumulation(cfg, accumulate)
     if tensorboard:
         add_tensorboard_backend(cfg)
@@ -140,12 +121,7 @@ def train(cfg: Config):
     Raises:
         WorkDirLockedError: another live run owns the work dir (nothing was written).
     """
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    from .fault_tolerance import prepare_work_dir
-    from .launch import prepare_runtime
-    lock = prepare_work_dir(cfg)  # one live run per work dir, taken before anything is written
+    lock = prepare_work_dir(cfg.work_dir)  # one live run per work dir, taken before anything is written
     try:
         prepare_runtime(cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -22,9 +22,11 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.config import Config
 from mmengine.fileio import dump
 
-from ..apis.config_checks import final_checkpoint_name, resolve_config_path
-from ..apis.work_dir_lock import hold_work_dirs
-from ..utils.process_lifetime import die_with_parent
+from ..config.paths import final_checkpoint_name, resolve_config_path
+from ..errors import ReportInputError
+from ..report import markdown_table, write_report
+from ..runtime.process_lifetime import die_with_parent
+from ..runtime.work_dir_lock import hold_work_dirs
 from .progress import StageProgress, estimate_train_cost
 from .terminal import StageFailed, run_stage
 
@@ -178,7 +180,6 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
 
 def _write_chain_report(work_dirs: List[str], out_dir: str) -> None:
     """The run report of the chain; a report problem is logged, never fails the trained chain."""
-    from ..report import ReportInputError, write_report
     try:
         write_report(work_dirs, out_dir, names=['pretrain', 'finetune'], title='Chain report: pretrain -> finetune')
     except ReportInputError as error:
@@ -187,7 +188,6 @@ def _write_chain_report(work_dirs: List[str], out_dir: str) -> None:
 
 def format_results_table(results: Sequence[StageResult]) -> str:
     """Markdown tables of the stages and of the test metrics."""
-    from ..report.tables import markdown_table
     text = markdown_table(['stage', 'status', 'wall time (s)', 'output'],
                           [[r.name, r.status, f'{r.wall_time_s:.1f}', r.output] for r in results])
     metrics = results[-1].metrics if results else {}

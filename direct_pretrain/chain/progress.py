@@ -14,7 +14,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
-from ..utils import leaf_dataset, repeat_factor
+from ..config.dataset_cfg import leaf_dataset, repeat_factor
+from ..report.tables import format_duration
 
 __all__ = ['StageProgress', 'estimate_train_cost']
 
@@ -107,7 +108,6 @@ class StageProgress:
         return sum(cost for n, cost in self.plan if n not in self.done and cost) * rate
 
     def _status(self) -> str:
-        from ..report.run_report import format_duration
         eta = self.eta()
         untimed = [n for n, cost in self.plan if n not in self.done and not cost]
         if eta is None:
@@ -123,7 +123,6 @@ class StageProgress:
 
     def finish(self, name: str, seconds: float, status: str = 'ran') -> None:
         """Record a finished stage; ``status`` 'skipped' does not count towards the rate."""
-        from ..report.run_report import format_duration
         self.done[name] = status
         if status != 'skipped':
             self.seconds[name] = seconds

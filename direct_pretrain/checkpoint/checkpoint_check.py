@@ -17,12 +17,15 @@ import pickle
 import zipfile
 from typing import List, Optional
 
-__all__ = ['CheckpointCheckError', 'CHECKPOINT_PROBLEMS', 'check_checkpoint_file', 'local_checkpoint_path']
+import torch
+
+from ..errors import CheckpointCheckError, UnsafeCheckpointError
+from ..runtime.safe_load import mmengine_checkpoint_safe_globals, safe_torch_load
+from .uri import parse_checkpoint_uri
+
+__all__ = ['check_checkpoint_file']
 
 logger = logging.getLogger(__name__)
-
-#: The values :attr:`CheckpointCheckError.problem` takes.
-CHECKPOINT_PROBLEMS = ('missing', 'not_a_file', 'empty', 'unreadable', 'truncated', 'not_a_checkpoint', 'unsafe')
 
 _ZIP_MAGIC = b'PK\x03\x04'
 # torch's legacy (pre-1.6, non-zip) format starts with its magic number pickled at
@@ -30,38 +33,6 @@ _ZIP_MAGIC = b'PK\x03\x04'
 _LEGACY_TORCH_MAGIC = b'\x80\x02\x8a\x0a' + (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
 _PICKLE_PROTO = b'\x80'
 _SHOW_GLOBALS = 5
-_LOCAL_SCHEMES = ('detectron://', 'direct-release://')
-
-
-class CheckpointCheckError(ValueError):
-    """A checkpoint file is missing, empty, truncated, not a checkpoint or unsafe to load.
-
-    Attributes:
-        path (str): The file.
-        problem (str): One of :data:`CHECKPOINT_PROBLEMS`.
-        what (str): What the file was given as (``load_from``, ``--resume``, ``checkpoint``...).
-    """
-
-    def __init__(self, path: str, problem: str, detail: str, what: str = 'checkpoint') -> None:
-        self.path = path
-        self.problem = problem
-        self.what = what
-        super().__init__(f'{what} {path!r} {detail}')
-
-
-def local_checkpoint_path(path: str) -> Optional[str]:
-    """The local file behind a checkpoint argument, or None for remote schemes.
-
-    ``detectron://x.pkl`` (a Detectron pickle) and ``direct-release://x.pth`` (a file of
-    the original release) are the package's schemes for local files; ``http://``, ``s3://``,
-    ``open-mmlab://`` and other schemes are fetched by mmengine and not checked here.
-    """
-    for scheme in _LOCAL_SCHEMES:
-        if path.startswith(scheme):
-            return osp.expanduser(path[len(scheme):])
-    if '://' in path:
-        return None
-    return osp.expanduser(path)
 
 
 def _unsafe_globals(path: str) -> List[str]:
@@ -71,9 +42,6 @@ def _unsafe_globals(path: str) -> List[str]:
     never a tensor. ``builtins.getattr`` passes here as it is allow-listed by name; the
     loader still resolves only ``HistoryBuffer`` statistics methods through it.
     """
-    import torch
-
-    from .safe_load import mmengine_checkpoint_safe_globals
     with torch.serialization.safe_globals(mmengine_checkpoint_safe_globals()):
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
 
@@ -109,7 +77,6 @@ def _check_zip(path: str, what: str, check_globals: bool) -> str:
 
 def _check_legacy_torch(path: str, what: str) -> str:
     """The pre-1.6 format has no directory to check cheaply: load it (weights only)."""
-    from .safe_load import UnsafeCheckpointError, safe_torch_load
     try:
         safe_torch_load(path, map_location='cpu')
     except UnsafeCheckpointError as error:
@@ -151,12 +118,13 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint', kind: str = 'torc
     """
     if kind not in ('torch', 'detectron'):
         raise ValueError(f"kind must be 'torch' or 'detectron', got {kind!r}")
-    local = local_checkpoint_path(path)
+    uri = parse_checkpoint_uri(path)
+    local = uri.path
     if local is None:
         return None
-    if path.startswith('detectron://'):
+    if uri.scheme == 'detectron':
         kind = 'detectron'
-    elif path.startswith('direct-release://'):
+    elif uri.scheme == 'direct-release':
         check_globals = False  # the release reader has its own allow-list (mmdet 2.x meta)
     if not osp.exists(local):
         raise CheckpointCheckError(local, 'missing', 'does not exist; check the path.', what)

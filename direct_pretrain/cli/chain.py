@@ -15,6 +15,12 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
+from ..chain import format_results_table, run_chain
+from ..config.paths import resolve_config_path
+from ..datasets.toy_coco import (generate_toy_coco, generate_toy_keypoints, toy_coco_is_complete,
+                                 toy_keypoints_is_complete)
+from ..errors import ConfigInputError
+from ..runtime.work_dir_lock import WorkDirLockedError
 
 __all__ = ['TOY_PRETRAIN', 'TOY_FINETUNE', 'main']
 
@@ -44,14 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         'goes to <work dir>/stage.log either way)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[chain] %(message)s')
-    from ..apis.config_checks import ConfigInputError, resolve_config_path
-    from ..apis.work_dir_lock import WorkDirLockedError
-    from ..chain import format_results_table, run_chain
-    from ..datasets import generate_toy_coco, toy_coco_is_complete
     if args.toy_data and not toy_coco_is_complete(args.toy_data):
         generate_toy_coco(args.toy_data)
     if args.toy_keypoints:
-        from ..datasets import generate_toy_keypoints, toy_keypoints_is_complete
         if not toy_keypoints_is_complete(args.toy_keypoints):
             generate_toy_keypoints(args.toy_keypoints)
     try:

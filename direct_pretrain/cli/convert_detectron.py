@@ -18,9 +18,10 @@ from typing import Optional
 
 import torch
 
-from ..checkpoint import UnsafeCheckpointError, convert_detectron
-from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
-from ..checkpoint.detectron_errors import DetectronConversionError
+from ..checkpoint import convert_detectron
+from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.detectron.errors import DetectronConversionError
+from ..errors import CheckpointCheckError, UnsafeCheckpointError
 
 __all__ = ['parse_args', 'build_target', 'print_conversion_end', 'main']
 
@@ -49,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_target(config: str):
     """The model of an mmdet config, on the meta device when possible (only shapes are needed)."""
     from mmengine.config import Config
+
     from mmdet.registry import MODELS
     cfg = Config.fromfile(config)
     try:

@@ -18,12 +18,17 @@ import sys
 import time
 
 import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
-from ..checkpoint import UnsafeCheckpointError
-from ..checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
-from ..checkpoint.release_converter import convert_release, read_release_checkpoint, release_checkpoint_dict
-from ..checkpoint.release_errors import ReleaseConversionError
-from ..checkpoint.release_mapping import ARCH_NAMES, infer_arch, row_for
+from mmdet.registry import MODELS
+
+from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.release.converter import convert_release, read_release_checkpoint, release_checkpoint_dict
+from ..checkpoint.release.errors import ReleaseConversionError
+from ..checkpoint.release.mapping import ARCH_NAMES, describe_release_meta, infer_arch, row_for
+from ..config.paths import installed_configs_dir
+from ..errors import CheckpointCheckError, UnsafeCheckpointError
 from .convert_detectron import print_conversion_end
 
 __all__ = ['parse_args', 'default_config', 'main']
@@ -49,17 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def default_config(arch: str, schedule: str) -> str:
     """The installed fine-tune config of the row (``direct_pretrain/.mim/configs/...``)."""
-    import direct_pretrain
-    row = row_for(arch, schedule)
-    package = osp.dirname(direct_pretrain.__file__)
-    return osp.join(package, '.mim', row.finetune_config)
+    return osp.join(osp.dirname(installed_configs_dir()), row_for(arch, schedule).finetune_config)
 
 
 def _build_model(config: str):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    from mmdet.registry import MODELS
     if not osp.isfile(config):
         raise ReleaseConversionError(f'--config {config!r} does not exist')
     cfg = Config.fromfile(config)
@@ -82,7 +80,6 @@ def main(argv=None) -> int:
         arch = infer_arch(ckpt.state_dict, ckpt.source).name if args.arch == 'auto' else args.arch
         target = None
         if not args.no_check:
-            from ..checkpoint.release_mapping import describe_release_meta
             config = args.config or default_config(arch, describe_release_meta(ckpt.meta).schedule)
             target = _build_model(config)
         state_dict, report = convert_release(ckpt, arch, target=target, allow_unused=args.allow_unused,

@@ -5,7 +5,7 @@
 
 Prints the JSON summary on stdout (and writes it to ``--out``), a short table on stderr.
 Exit code 0: everything ran and passed; 1: the summary records failures; 2: bad input
-(one ``error:`` line, nothing written). What is checked: :mod:`direct_pretrain.utils.gpu_check`
+(one ``error:`` line, nothing written). What is checked: :mod:`direct_pretrain.analysis_tools.gpu_check`
 and docs/gpu.md.
 """
 import argparse
@@ -16,11 +16,15 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
+from mmengine.logging import MMLogger
+
+from ..analysis_tools.gpu_check import (BENCHMARKS, GpuCheckInputError, GpuCheckOptions, format_summary,
+                                        run_gpu_check)
+
 __all__ = ['parse_args', 'main']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from ..utils.gpu_check import BENCHMARKS, GpuCheckOptions
     defaults = GpuCheckOptions()
     parser = argparse.ArgumentParser(description='Check and measure direct_pretrain on a CUDA machine '
                                      '(JSON summary on stdout).')
@@ -51,9 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[%(name)s] %(message)s', stream=sys.stderr)
-    from mmengine.logging import MMLogger
 
-    from ..utils.gpu_check import GpuCheckInputError, GpuCheckOptions, format_summary, run_gpu_check
     options = GpuCheckOptions(
         dry_run=args.dry_run, benchmarks=tuple(args.benchmarks),
         precisions=tuple(args.precisions) if args.precisions else None, warmup=args.warmup, steps=args.steps,

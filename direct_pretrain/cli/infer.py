@@ -12,6 +12,9 @@ import logging
 import sys
 from typing import List, Optional
 
+from ..apis.inference import infer_images
+from ..errors import InferenceInputError
+
 __all__ = ['main']
 
 
@@ -26,7 +29,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[infer] %(message)s')
-    from ..apis.inference import InferenceInputError, infer_images
     try:
         result = infer_images(args.config, args.checkpoint, args.image_dir, args.out_dir, args.score_thr,
                               args.device, args.batch_size)

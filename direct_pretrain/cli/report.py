@@ -10,6 +10,9 @@ import logging
 import sys
 from typing import List, Optional
 
+from ..errors import ReportInputError
+from ..report import format_duration, write_report
+
 __all__ = ['main']
 
 
@@ -21,7 +24,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--title', default='Run report', help='report title')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[report] %(message)s')
-    from ..report import ReportInputError, format_duration, write_report
     try:
         report = write_report(args.work_dirs, args.out, args.names, args.title)
     except ReportInputError as error:

@@ -18,9 +18,9 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from ..apis.config_checks import ConfigInputError, resolve_config_path
-from ..utils.stage_cost import StageCostError, compare_stages, format_cost_table, measure_stage
-
+from ..analysis_tools.stage_cost import StageCostError, compare_stages, format_cost_table, measure_stage
+from ..config.paths import resolve_config_path
+from ..errors import ConfigInputError
 
 __all__ = ['parse_args', 'main']
 

@@ -12,7 +12,8 @@ from typing import List, Optional
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from ..apis.testing import COCO_METRICS
+from ..apis.testing import COCO_METRICS, build_test_config, test
+from ..errors import ConfigInputError
 from .train import add_common_args
 
 __all__ = ['parse_args', 'build_config', 'main']
@@ -40,7 +41,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace):
     """The validated test config for parsed ``args`` (raises ``ConfigInputError``)."""
-    from direct_pretrain.apis import build_test_config
     return build_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
                              launcher=args.launcher, eval_metrics=args.eval, out=args.out, show=args.show,
                              show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta,
@@ -52,7 +52,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     rank0 = os.environ.get('RANK', '0') == '0'
     logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format='[%(name)s] %(message)s')
-    from direct_pretrain.apis import ConfigInputError, test
     try:
         cfg = build_config(args)
     except ConfigInputError as error:

@@ -14,6 +14,11 @@ from typing import List, Optional
 from mmengine.config import DictAction
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from ..apis.training import build_train_config, train
+from ..datasets.bad_image_log import TooManyBadImagesError
+from ..errors import ConfigInputError, TrainingDivergedError
+from ..runtime.work_dir_lock import WorkDirLockedError
+
 __all__ = ['add_common_args', 'parse_args', 'build_config', 'main']
 
 
@@ -57,8 +62,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace):
     """The validated training config for parsed ``args`` (raises ``ConfigInputError``)."""
-    import direct_pretrain  # noqa: F401  (registers modules, safe checkpoint loading)
-    from direct_pretrain.apis import build_train_config
     if getattr(args, 'check_images', None):
         args.cfg_options = dict(args.cfg_options or {}, **{'dataset_check.images': args.check_images})
     return build_train_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options,
@@ -72,9 +75,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     rank0 = os.environ.get('RANK', '0') == '0'
     logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format='[%(name)s] %(message)s')
-    from direct_pretrain.apis import ConfigInputError, train
-    from direct_pretrain.apis.work_dir_lock import WorkDirLockedError
-    from direct_pretrain.datasets import TooManyBadImagesError
     try:
         cfg = build_config(args)
     except ConfigInputError as error:
@@ -82,7 +82,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if args.check_only:
         return 0
-    from direct_pretrain.engine.hooks import TrainingDivergedError
     try:
         train(cfg)
     except TrainingDivergedError as error:  # NaN/inf loss or weights: stopped before any harm

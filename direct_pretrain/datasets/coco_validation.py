@@ -29,6 +29,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..errors import DatasetValidationError
+from .image_check import check_images
+
 __all__ = ['DatasetValidationError', 'CocoValidationReport', 'validate_coco_dataset', 'pipeline_traits',
            'mmdet_parse_drop_reason', 'DROP_REASONS', 'FATAL_REASONS']
 
@@ -59,10 +62,6 @@ FATAL_REASONS = {
 # Labels of the per-reason lines of :meth:`CocoValidationReport.summary`.
 _LABELS = {'degenerate': 'degenerate boxes', 'outside': 'boxes outside the image', 'non_finite': 'non-finite boxes',
            'unknown_category': 'unknown category annotations', 'degenerate_polygon': 'degenerate polygons'}
-
-
-class DatasetValidationError(ValueError):
-    """The dataset cannot be trained on as configured."""
 
 
 _NUMBERS = frozenset({int, float})  # exact types: a bool is no coordinate
@@ -418,7 +417,6 @@ def validate_coco_dataset(ann_file: str, img_dir: str, classes: Optional[Sequenc
     report.filter_empty_gt = filter_empty_gt
 
     if image_check != 'off' and check_files:
-        from .image_check import check_images
         missing = set(report.missing_images)
         paths = [osp.join(img_dir, im.get('file_name', '')) for im in trained]
         result = check_images([p for p in paths if p not in missing], image_check)

@@ -3,9 +3,9 @@
 Importing this subpackage does not import matplotlib; the plots module is loaded when a
 report is written.
 """
-from .run_logs import ReportInputError, StageLog, read_stage_log, stage_timeline
+from .run_logs import StageLog, read_stage_log, stage_timeline
 from .run_report import METRIC_SUFFIXES, RunReport, StageSummary, format_report, summarize_stage, write_report
 from .tables import format_duration, markdown_table
 
-__all__ = ['METRIC_SUFFIXES', 'ReportInputError', 'RunReport', 'StageLog', 'StageSummary', 'format_duration',
+__all__ = ['METRIC_SUFFIXES', 'RunReport', 'StageLog', 'StageSummary', 'format_duration',
            'format_report', 'markdown_table', 'read_stage_log', 'stage_timeline', 'summarize_stage', 'write_report']

@@ -24,15 +24,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from ..errors import ReportInputError
+
 __all__ = ['ReportInputError', 'Segment', 'StageLog', 'read_stage_log', 'stage_timeline']
 
 logger = logging.getLogger(__name__)
 
 _TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
-
-
-class ReportInputError(ValueError):
-    """A work dir handed to the report is missing, empty, or lacks the logs the report needs."""
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.fileio import dump
 
 from ..datasets.bad_image_log import BAD_IMAGE_LOG, read_bad_images
-from .run_logs import ReportInputError, StageLog, read_stage_log, stage_timeline
+from ..errors import ReportInputError
+from .run_logs import StageLog, read_stage_log, stage_timeline
 from .tables import format_duration, format_number, markdown_table
 
 __all__ = ['METRIC_SUFFIXES', 'StageSummary', 'RunReport', 'summarize_stage', 'format_report', 'write_report',
@@ -182,6 +183,7 @@ def write_report(work_dirs: Sequence[str], out_dir: str, names: Optional[Sequenc
     Raises:
         ReportInputError: A work dir is missing or holds no training logs.
     """
+    # not at module level: plots import matplotlib (about a second), only needed when drawing
     from .plots import plot_learning_rate, plot_losses, plot_map
     if not work_dirs:
         raise ReportInputError('no work dir given; pass the work dirs of the stages in order '

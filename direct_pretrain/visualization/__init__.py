@@ -1,6 +1,5 @@
 """Drawing: ``KeypointDetLocalVisualizer`` (VISUALIZERS). The pipeline browser behind
-``dp-browse-pipeline`` is :mod:`direct_pretrain.visualization.pipeline_browser`, imported by
-the tool, not by ``import direct_pretrain``."""
+``dp-browse-pipeline`` is :mod:`direct_pretrain.analysis_tools.pipeline_browser`."""
 from .keypoint_det_local_visualizer import KeypointDetLocalVisualizer
 
 __all__ = ['KeypointDetLocalVisualizer']

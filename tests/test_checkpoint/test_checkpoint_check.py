@@ -6,10 +6,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from dp_test_utils import Payload
 from mmengine.logging import HistoryBuffer
 
-from direct_pretrain.checkpoint.checkpoint_check import CheckpointCheckError, check_checkpoint_file
-from dp_test_utils import Payload
+from direct_pretrain.checkpoint.checkpoint_check import check_checkpoint_file
+from direct_pretrain.errors import CheckpointCheckError
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +34,7 @@ def problem_of(path, **kwargs):
 def test_good_zip_checkpoint(good):
     assert check_checkpoint_file(good) == 'torch'
     # the check agrees with the package's loader
-    from direct_pretrain.checkpoint.safe_load import safe_torch_load
+    from direct_pretrain.runtime.safe_load import safe_torch_load
     assert safe_torch_load(good)['meta']['epoch'] == 1
 
 

@@ -5,11 +5,10 @@ import subprocess
 
 import pytest
 import torch
-
-from direct_pretrain.checkpoint import safe_torch_load
 from dp_test_utils import PYTHON, REPO_ROOT, TOOLS, Payload, python_env
-from release_fixtures import (COCO_CLASSES, release_meta, release_optimizer, release_state_dict,
-                              write_release_checkpoint)
+from release_fixtures import COCO_CLASSES, release_meta, release_optimizer, release_state_dict, write_release_checkpoint
+
+from direct_pretrain.runtime.safe_load import safe_torch_load
 
 TOOL = osp.join(TOOLS, 'convert_release.py')
 

@@ -6,9 +6,8 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-
 from detectron_fixtures import DETECTRON_CONFIGS, detectron_retina_cell_anchors
+from mmengine.config import Config
 
 CONFIGS = sorted(glob.glob(osp.join(DETECTRON_CONFIGS, '*.py')))
 DETECTRON_MEANS = [102.9801, 115.9465, 122.7717]
@@ -46,8 +45,9 @@ def _inheritance_depth(path):
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_with_detectron_settings(path):
-    from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
+
+    from mmdet.registry import MODELS
     import direct_pretrain  # noqa: F401
     assert len(CONFIGS) >= 6
     cfg = Config.fromfile(path)
@@ -118,7 +118,8 @@ def test_retinanet_anchors_are_detectrons_in_mmdet_order():
     """Same boxes as Detectron's cell anchors on every level; order = mmdet ratio-outer."""
     from mmdet.registry import TASK_UTILS
     import direct_pretrain  # noqa: F401
-    from direct_pretrain.checkpoint import parse_arch, retina_anchor_permutation
+    from direct_pretrain.checkpoint.detectron.c2_mapping import parse_arch
+    from direct_pretrain.checkpoint.detectron.converter import retina_anchor_permutation
     gen = TASK_UTILS.build(dict(type='DetectronAnchorGenerator', octave_base_scale=4, scales_per_octave=3,
                                 ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]))
     perm = retina_anchor_permutation(parse_arch('retinanet_R-50-FPN'))
@@ -129,10 +130,11 @@ def test_retinanet_anchors_are_detectrons_in_mmdet_order():
 
 def test_converted_retinanet_predicts_with_detectron_conventions():
     """Full predict path: pad to 128, Detectron anchors, legacy clipping to (W - 1, H - 1), score >= 0.05."""
+    from detectron_fixtures import detectron_shapes, materialize
+    from mmengine.registry import DefaultScope
+
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
-    from mmengine.registry import DefaultScope
-    from detectron_fixtures import detectron_shapes, materialize
     from direct_pretrain.checkpoint import convert_detectron
     state, _ = convert_detectron(materialize(detectron_shapes('retinanet_R-50-FPN'), seed=13))
     cfg = Config.fromfile(osp.join(DETECTRON_CONFIGS, 'retinanet_r50-caffe_fpn_detectron-legacy-1x_coco.py'))

@@ -5,16 +5,15 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from detectron_fixtures import DETECTRON_BLOCKS, DETECTRON_CONFIGS, build_meta_model, detectron_shapes, materialize
 
 import mmdet
-from detectron_fixtures import DETECTRON_CONFIGS, build_meta_model
-from detectron_fixtures import DETECTRON_BLOCKS, detectron_shapes, materialize
-from direct_pretrain.checkpoint import (C2Arch, DetectronArchError, MappingConflictError, MissingTargetError,
-                                        ShapeMismatchError, UnmappedBlobsError, convert_detectron, infer_arch,
-                                        parse_arch, plan_conversion)
-from direct_pretrain.checkpoint import detectron_converter
-from direct_pretrain.checkpoint.c2_mapping import MappingTable, Rule
-from direct_pretrain.checkpoint.detectron_pickle import DetectronBlobs
+from direct_pretrain.checkpoint.detectron import convert_detectron, converter as detectron_converter, infer_arch
+from direct_pretrain.checkpoint.detectron.c2_mapping import C2Arch, MappingTable, Rule, parse_arch
+from direct_pretrain.checkpoint.detectron.converter import plan_conversion
+from direct_pretrain.checkpoint.detectron.errors import (DetectronArchError, MappingConflictError, MissingTargetError,
+                                                         ShapeMismatchError, UnmappedBlobsError)
+from direct_pretrain.checkpoint.detectron.reader import DetectronBlobs
 
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 

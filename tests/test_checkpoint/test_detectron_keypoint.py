@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from detectron_fixtures import DETECTRON_CONFIGS, build_meta_model, detectron_shapes, materialize, write_detectron_pkl
-from direct_pretrain.checkpoint import DetectronArchError, UnmappedBlobsError, convert_detectron, parse_arch
+
+from direct_pretrain.checkpoint import convert_detectron
+from direct_pretrain.checkpoint.detectron.c2_mapping import parse_arch
+from direct_pretrain.checkpoint.detectron.errors import DetectronArchError, UnmappedBlobsError
 
 LEGACY = osp.join(DETECTRON_CONFIGS, 'keypoint-rcnn_r50-caffe_fpn_detectron-legacy-1x_coco-keypoints.py')
 REL_TOL = 1e-5
@@ -73,9 +75,10 @@ def test_converted_weights_fill_the_legacy_config_exactly(keypoint_blobs):
 
 
 def test_keypoint_head_matches_detectron(keypoint_blobs):
-    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
+    from mmdet.registry import MODELS
     state, _ = convert_detectron(dict(keypoint_blobs))
     cfg = Config.fromfile(LEGACY)
     with DefaultScope.overwrite_default_scope('mmdet'):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from detectron_fixtures import (DETECTRON_BLOCKS, DETECTRON_CONFIGS, detectron_retina_cell_anchors, detectron_shapes,
                                 materialize)
+
 from direct_pretrain.checkpoint import convert_detectron
 
 TOL = 1e-4
@@ -98,9 +98,10 @@ def test_backbone_features_match_detectron(name, style, norm_cfg, r50_pkl, r50_b
 
 
 def _build(config, part):
-    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
+    from mmdet.registry import MODELS
     cfg = Config.fromfile(osp.join(DETECTRON_CONFIGS, config))
     node = cfg.model
     for key in part.split('.'):
@@ -142,7 +143,7 @@ def test_fpn_matches_detectron(fixture, config, retina):
     shapes = {k: v for k, v in detectron_shapes(fixture, leftovers=False).items() if k.startswith('fpn_')}
     blobs = materialize(shapes, seed=8)
     state = {k: torch.from_numpy(v) for k, v in blobs.items()}
-    from direct_pretrain.checkpoint import build_mapping, parse_arch
+    from direct_pretrain.checkpoint.detectron.c2_mapping import build_mapping, parse_arch
     table = build_mapping(parse_arch(fixture))
     neck_state = {r.target[len('neck.'):]: state[r.source] for r in table.rules if r.target.startswith('neck.')}
     neck = _build(config, 'neck')

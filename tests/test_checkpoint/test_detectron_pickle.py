@@ -6,11 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
-
 from detectron_fixtures import (add_momentum, detectron_cfg_yaml, detectron_shapes, dump_py2_pickle, dump_py3_pickle,
                                 materialize)
-from direct_pretrain.checkpoint import (DetectronFormatError, UnsafeCheckpointError, UnsafeDetectronPickleError,
-                                        convert_detectron, load_detectron_blobs, read_detectron_pickle)
+
+from direct_pretrain.checkpoint import convert_detectron
+from direct_pretrain.checkpoint.detectron.errors import DetectronFormatError, UnsafeDetectronPickleError
+from direct_pretrain.checkpoint.detectron.reader import load_detectron_blobs, read_detectron_pickle
+from direct_pretrain.errors import UnsafeCheckpointError
 
 
 def _small_blobs():

@@ -7,10 +7,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from detectron_fixtures import detectron_shapes, dump_py2_pickle, materialize, python_env
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
-from detectron_fixtures import detectron_shapes, dump_py2_pickle, materialize, python_env
-from direct_pretrain.checkpoint import DetectronArchError, convert_detectron, safe_torch_load
+from direct_pretrain.checkpoint import convert_detectron
+from direct_pretrain.checkpoint.detectron.errors import DetectronArchError
+from direct_pretrain.runtime.safe_load import safe_torch_load
 
 
 def _resnet50(**kwargs):

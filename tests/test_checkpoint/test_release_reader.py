@@ -11,13 +11,13 @@ from collections import OrderedDict
 
 import pytest
 import torch
-
-from direct_pretrain.checkpoint import UnsafeCheckpointError
-from direct_pretrain.checkpoint.release_converter import convert_release, read_release_checkpoint
-from direct_pretrain.checkpoint.release_errors import ReleaseArchError, ReleaseFormatError, ReleaseKeysError
-from direct_pretrain.checkpoint.release_mapping import RELEASE_ARCHS, build_table, describe_release_meta
 from dp_test_utils import Payload
 from release_fixtures import COCO_CLASSES, release_meta, release_optimizer, write_release_checkpoint
+
+from direct_pretrain.checkpoint.release.converter import convert_release, read_release_checkpoint
+from direct_pretrain.checkpoint.release.errors import ReleaseArchError, ReleaseFormatError, ReleaseKeysError
+from direct_pretrain.checkpoint.release.mapping import RELEASE_ARCHS, build_table, describe_release_meta
+from direct_pretrain.errors import UnsafeCheckpointError
 
 
 def _keys_state(arch: str) -> 'OrderedDict[str, torch.Tensor]':
@@ -30,7 +30,7 @@ def test_release_meta_optimizer_and_amp_load_weights_only(tmp_path, caplog):
     meta = release_meta('mask-swin', 'pre-trained', 'P3x')
     path = write_release_checkpoint(str(tmp_path / 'swin.pth'), state, meta, release_optimizer(state, 'mask-swin'),
                                     amp=True)
-    with caplog.at_level(logging.INFO, logger='direct_pretrain.checkpoint.release_converter'):
+    with caplog.at_level(logging.INFO, logger='direct_pretrain.checkpoint.release.converter'):
         ckpt = read_release_checkpoint(path)
     assert ckpt.meta == meta  # config text, CLASSES, versions, epoch, hook_msgs: all kept
     assert ckpt.meta['CLASSES'] == COCO_CLASSES
@@ -52,7 +52,7 @@ def test_legacy_torch_format_and_module_prefix(tmp_path):
 
 
 def test_classes_become_dataset_meta(tmp_path):
-    from direct_pretrain.checkpoint.release_scheme import load_from_release
+    from direct_pretrain.checkpoint.release.scheme import load_from_release
     state = _keys_state('retinanet')
     path = write_release_checkpoint(str(tmp_path / 'r.pth'), state, release_meta('retinanet', 'fine-tuned'))
     checkpoint = load_from_release(f'direct-release://{path}')
@@ -104,7 +104,7 @@ def test_unsafe_pickle_is_refused_and_nothing_runs(tmp_path):
 
 @pytest.mark.parametrize('arch', list(RELEASE_ARCHS))
 def test_each_layout_is_recognised_from_its_keys(arch):
-    from direct_pretrain.checkpoint.release_mapping import infer_arch
+    from direct_pretrain.checkpoint.release.mapping import infer_arch
     assert infer_arch(_keys_state(arch)).name == arch
 
 
@@ -122,7 +122,7 @@ def test_a_file_of_no_row_names_the_closest(tmp_path):
 def test_an_mmdet3_file_is_not_taken_for_a_release_file():
     state = _keys_state('mask-swin')
     state['backbone.stages.0.blocks.0.attn.w_msa.qkv.weight'] = torch.zeros(1)
-    from direct_pretrain.checkpoint.release_converter import ReleaseCheckpoint
+    from direct_pretrain.checkpoint.release.converter import ReleaseCheckpoint
     with pytest.raises(ReleaseFormatError, match='already in MMDetection 3.x layout'):
         convert_release(ReleaseCheckpoint('<mmdet3>', state))
 

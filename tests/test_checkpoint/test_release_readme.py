@@ -2,8 +2,9 @@
 import os.path as osp
 import re
 
-from direct_pretrain.checkpoint.release_mapping import RELEASE_ROWS
 from dp_test_utils import REPO_ROOT
+
+from direct_pretrain.checkpoint.release.mapping import RELEASE_ROWS
 
 
 def test_configs_readme_lists_the_14_release_checkpoints_and_their_commands():

@@ -12,16 +12,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from dp_test_utils import REPO_ROOT
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
-
-from direct_pretrain.checkpoint.release_converter import convert_release
-from direct_pretrain.checkpoint.release_mapping import RELEASE_ROWS
-from direct_pretrain.engine.hooks import LoadFromCheckHook
-from dp_test_utils import REPO_ROOT
 from release_fixtures import release_meta, release_optimizer, release_state_dict, write_release_checkpoint
+
+from direct_pretrain.checkpoint.release.converter import convert_release
+from direct_pretrain.checkpoint.release.mapping import RELEASE_ROWS
+from direct_pretrain.engine.hooks import LoadFromCheckHook
 
 STAGES = ('pre-trained', 'fine-tuned')
 _CONFIGS = {}

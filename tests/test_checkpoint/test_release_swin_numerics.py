@@ -11,13 +11,13 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from release_fixtures import OriginalPatchMerging, OriginalSwin
 
-from direct_pretrain.checkpoint.release_converter import ReleaseCheckpoint, convert_release
-from direct_pretrain.checkpoint.release_mapping import (RELEASE_ARCHS, build_table, patch_merging_permutation,
+from mmdet.models.layers.transformer.utils import PatchMerging
+from direct_pretrain.checkpoint.release.converter import ReleaseCheckpoint, convert_release
+from direct_pretrain.checkpoint.release.mapping import (RELEASE_ARCHS, build_table, patch_merging_permutation,
                                                         swin_relative_position_index)
 from direct_pretrain.models.backbones import DirectSwinTransformer
-from mmdet.models.layers.transformer.utils import PatchMerging
-from release_fixtures import OriginalPatchMerging, OriginalSwin
 
 EMBED, DEPTHS, HEADS, WINDOW = 8, (2, 2, 6, 2), (1, 2, 2, 4), 3
 

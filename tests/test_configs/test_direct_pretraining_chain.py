@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from direct_pretrain.apis.config_checks import ConfigInputError, final_checkpoint_name
-from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
-from direct_pretrain.datasets import TOY_CLASSES
 from direct_pretraining_zoo import CONFIG_DIR, PAIRS, load_cfg
+
+from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
+from direct_pretrain.config.paths import final_checkpoint_name
+from direct_pretrain.datasets import TOY_CLASSES
+from direct_pretrain.errors import ConfigInputError
 
 
 def fake_coco(root: str) -> None:

@@ -4,11 +4,11 @@ import os.path as osp
 import shutil
 
 import pytest
-
-from direct_pretrain.apis.config_checks import ConfigInputError
-from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
-from direct_pretrain.datasets import TOY_CLASSES, DatasetValidationError, validate_coco_dataset
 from dp_test_utils import write_tiny_stage_configs
+
+from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
+from direct_pretrain.datasets import TOY_CLASSES, validate_coco_dataset
+from direct_pretrain.errors import ConfigInputError, DatasetValidationError
 
 
 @pytest.fixture()

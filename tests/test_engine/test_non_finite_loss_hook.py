@@ -15,8 +15,9 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from direct_pretrain.checkpoint import safe_torch_load
-from direct_pretrain.engine.hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteWeightsError
+from direct_pretrain.engine.hooks import NonFiniteLossHook
+from direct_pretrain.errors import NonFiniteLossError, NonFiniteWeightsError
+from direct_pretrain.runtime.safe_load import safe_torch_load
 
 
 class NaNAtModel(BaseModel):

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from direct_pretrain.models.roi_heads import (KeypointRCNNHead, bilinear_upsample_kernel, heatmaps_to_keypoints,
-                                              keypoints_to_heatmap_targets)
 from model_test_utils import single_torch_thread  # noqa: F401  (autouse fixture)
+
+from direct_pretrain.models.roi_heads import KeypointRCNNHead
+from direct_pretrain.structures.keypoints import (bilinear_upsample_kernel, heatmaps_to_keypoints,
+                                                  keypoints_to_heatmap_targets)
 
 
 def detectron_heatmap_labels(keypoints: np.ndarray, rois: np.ndarray, size: int):

@@ -13,14 +13,14 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
+from model_test_utils import single_torch_thread, train_steps  # noqa: F401 (autouse fixture)
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from direct_pretrain.checkpoint import safe_torch_load
-from direct_pretrain.models.layers import SyncBNAnyBackend, convert_to_plain_batch_norm
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
-from model_test_utils import single_torch_thread, train_steps  # noqa: F401 (autouse fixture)
+from direct_pretrain.models.layers import SyncBNAnyBackend, convert_to_plain_batch_norm
+from direct_pretrain.runtime.safe_load import safe_torch_load
 
 SYNC_BN = dict(type='SyncBNAnyBackend', requires_grad=True)
 FROZEN_BN = dict(type='BN', requires_grad=False)

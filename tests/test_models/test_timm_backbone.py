@@ -2,14 +2,14 @@
 import pytest
 import timm  # a hard dependency of the test environment (tools/setup_env.sh installs it)
 import torch
+from model_test_utils import assert_pyramid, changed, single_torch_thread, train_steps  # noqa: F401
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from direct_pretrain.checkpoint import UnsafeCheckpointError
+from mmdet.registry import MODELS
+from direct_pretrain.errors import UnsafeCheckpointError
 from direct_pretrain.models.backbones import TimmBackbone
 from direct_pretrain.models.layers import SyncBNActAnyBackend, SyncBNAnyBackend
-from mmdet.registry import MODELS
-from model_test_utils import assert_pyramid, changed, single_torch_thread, train_steps  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
+from direct_pretrain.errors import ReportInputError
+from direct_pretrain.report.run_logs import read_stage_log, stage_timeline
 from direct_pretrain.report.run_report import summarize_stage
-from direct_pretrain.report.run_logs import ReportInputError, read_stage_log, stage_timeline
 
 
 def train_record(it, epoch, loss, elapsed=None, images=None, time=0.5):

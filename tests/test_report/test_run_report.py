@@ -9,7 +9,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from dp_test_utils import PYTHON, TOOLS, has_row, python_env, write_tiny_stage_configs
 
 
@@ -130,8 +129,8 @@ def test_report_on_an_empty_work_dir_says_what_is_missing(tmp_path):
     assert proc.returncode == 2
     assert f'no vis_data/scalars.json with training records under {empty}: was training started' in proc.stderr
     assert 'Traceback' not in proc.stderr and not (tmp_path / 'out').exists()
+    from direct_pretrain.errors import ReportInputError
     from direct_pretrain.report.run_report import write_report
-    from direct_pretrain.report.run_logs import ReportInputError
     with pytest.raises(ReportInputError, match=f"work dir '{tmp_path / 'nope'}' does not exist; pass the --work-dir"):
         write_report([str(tmp_path / 'nope')], str(tmp_path / 'out'))
 

@@ -4,11 +4,11 @@ import os.path as osp
 import subprocess
 
 import pytest
-
 from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, Payload, python_env, write_tiny_stage_configs
-from direct_pretrain.apis.config_checks import ConfigInputError
+
 from direct_pretrain.cli.test import build_config as build_test_config, parse_args as parse_test_args
 from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
+from direct_pretrain.errors import ConfigInputError
 
 
 @pytest.fixture()

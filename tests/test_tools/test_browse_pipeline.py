@@ -7,12 +7,12 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
 from mmengine.config import Config
 
-from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
-from direct_pretrain.utils.dataset_cfg import train_pipeline
-from direct_pretrain.visualization.pipeline_browser import (GAP, LABEL_H, PAD_ALPHA, PIPELINE_PAD_RGB, TITLE_H,
-                                                            browse_stage, grid_shape)
+from direct_pretrain.analysis_tools.pipeline_browser import (GAP, LABEL_H, PAD_ALPHA, PIPELINE_PAD_RGB, TITLE_H,
+                                                             browse_stage, grid_shape)
+from direct_pretrain.config.dataset_cfg import train_pipeline
 
 
 @pytest.fixture(scope='module')

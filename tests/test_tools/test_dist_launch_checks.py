@@ -6,10 +6,10 @@ import os.path as osp
 import subprocess
 
 import pytest
-
 from dp_test_utils import REPO_ROOT, TOY_PRETRAIN, python_env, write_tiny_stage_configs
-from direct_pretrain.apis.config_checks import ConfigInputError
+
 from direct_pretrain.cli.train import build_config, parse_args
+from direct_pretrain.errors import ConfigInputError
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env
 
 
@@ -18,9 +17,9 @@ def checkpoint(tmp_path_factory):
     import torch
     from mmengine.config import Config
 
-    import direct_pretrain  # noqa: F401
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+    import direct_pretrain  # noqa: F401
     register_all_modules()
     cfg = Config.fromfile(TOY_FINETUNE)
     torch.manual_seed(0)
@@ -91,7 +90,8 @@ def test_score_threshold_filters_the_json(checkpoint, image_dir, tmp_path):
     ('image_dir', "image folder '{}' does not exist"),
 ])
 def test_missing_inputs_are_clear_errors(checkpoint, image_dir, tmp_path, which, message):
-    from direct_pretrain.apis.inference import InferenceInputError, infer_images
+    from direct_pretrain.apis.inference import infer_images
+    from direct_pretrain.errors import InferenceInputError
     args = dict(config=TOY_FINETUNE, checkpoint=checkpoint, image_dir=str(image_dir))
     args[which] = str(tmp_path / 'missing')
     with pytest.raises(InferenceInputError, match=message.format(args[which])):
@@ -108,7 +108,8 @@ def test_missing_image_dir_exits_non_zero(checkpoint, tmp_path):
 
 
 def test_a_folder_without_images_is_an_error(checkpoint, tmp_path):
-    from direct_pretrain.apis.inference import InferenceInputError, infer_images
+    from direct_pretrain.apis.inference import infer_images
+    from direct_pretrain.errors import InferenceInputError
     (tmp_path / 'docs').mkdir()
     (tmp_path / 'docs' / 'notes.txt').write_text('x')
     with pytest.raises(InferenceInputError, match=r'no image to infer .* \(1 file\(s\) skipped'):

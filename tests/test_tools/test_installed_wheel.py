@@ -15,7 +15,6 @@ import sysconfig
 import venv
 
 import pytest
-
 from dp_test_utils import REPO_ROOT, python_env, write_tiny_stage_configs
 
 
@@ -49,7 +48,7 @@ def test_import_registers_without_replacing_mmengine_backends(installed, tmp_pat
     code = ('import sys, direct_pretrain, mmengine.fileio.backends as b; '
             'print(direct_pretrain.__file__); print(b.backends["local"].__name__, b.backends["atomic_local"].__name__); '
             'print(sorted(m for m in sys.modules if m.startswith(("direct_pretrain.chain", "direct_pretrain.report", '
-            '"direct_pretrain.cli", "direct_pretrain.visualization.pipeline_browser"))))')
+            '"direct_pretrain.cli", "direct_pretrain.analysis_tools.pipeline_browser"))))')
     out = run([python, '-c', code], cwd=str(tmp_path)).stdout.splitlines()
     assert not out[0].startswith(REPO_ROOT) and '/venv/' in out[0]  # the installed copy, not the checkout
     assert out[1] == 'LocalBackend AtomicLocalBackend'
@@ -77,9 +76,10 @@ def test_installed_configs_resolve_by_scope(installed, tmp_path):
     (tmp_path / 'mine.py').write_text(
         "_base_ = 'direct_pretrain::direct_pretraining/faster-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py'\n"
         "model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n")
-    code = ('import direct_pretrain; from mmengine.config import Config; '
+    code = ('import direct_pretrain; from direct_pretrain.config import installed_configs_dir; '
+            'from mmengine.config import Config; '
             "cfg = Config.fromfile('mine.py'); print(cfg.model.type, cfg.model.roi_head.bbox_head.num_classes, "
-            'cfg.load_from, direct_pretrain.apis.config_checks.installed_configs_dir())')
+            'cfg.load_from, installed_configs_dir())')
     out = run([python, '-c', code], cwd=str(tmp_path)).stdout.split()
     assert out[:2] == ['FasterRCNN', '3'] and out[2].endswith('epoch_12.pth')
     assert '/venv/' in out[3] and osp.isfile(osp.join(out[3], 'toy', 'mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'))

@@ -12,7 +12,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-
 from dp_test_utils import TOOLS
 from keypoint_test_utils import make_tiny_keypoints, write_tiny_keypoint_configs
 from test_e2e_chain import run_tool
@@ -61,9 +60,10 @@ def test_infer_draws_predicted_keypoints(kp_chain, tmp_path):
 
 
 def test_eval_keypoints_needs_a_keypoint_evaluator(kp_chain):
-    from direct_pretrain.apis.config_checks import ConfigInputError
-    from direct_pretrain.apis.testing import build_test_config
     from dp_test_utils import TOY_FINETUNE
+
+    from direct_pretrain.apis.testing import build_test_config
+    from direct_pretrain.errors import ConfigInputError
     with pytest.raises(ConfigInputError, match='CocoKeypointMetric'):
         build_test_config(TOY_FINETUNE, osp.join(kp_chain['ft_dir'], 'epoch_1.pth'), eval_metrics=['bbox', 'keypoints'],
                           work_dir=osp.join(kp_chain['tmp'], 'bad'))

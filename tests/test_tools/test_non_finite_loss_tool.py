@@ -12,9 +12,9 @@ import shlex
 import subprocess
 
 import torch
-
-from direct_pretrain.checkpoint import safe_torch_load
 from dp_test_utils import PYTHON, REPO_ROOT, TOOLS, python_env, write_tiny_stage_configs
+
+from direct_pretrain.runtime.safe_load import safe_torch_load
 
 INJECTION = '''
 from mmdet.models.detectors import MaskRCNN

@@ -4,14 +4,15 @@ import logging
 import os.path as osp
 
 import pytest
+from dp_test_utils import TOY_FINETUNE, TOY_PRETRAIN
 from mmengine.config import Config
 
-from dp_test_utils import TOY_FINETUNE, TOY_PRETRAIN
-from direct_pretrain.apis.batch_check import check_batch_size
-from direct_pretrain.apis.config_checks import ConfigInputError, check_dataset_paths
-from direct_pretrain.apis.data_root import set_data_root
-from direct_pretrain.apis.option_checks import check_option_types
-from direct_pretrain.utils.dataset_cfg import iter_leaf_datasets
+from direct_pretrain.config.batch_check import check_batch_size
+from direct_pretrain.config.data_root import set_data_root
+from direct_pretrain.config.dataset_cfg import iter_leaf_datasets
+from direct_pretrain.config.input_checks import check_dataset_paths
+from direct_pretrain.config.option_checks import check_option_types
+from direct_pretrain.errors import ConfigInputError
 
 
 def test_data_root_reaches_the_dataset_inside_repeat_dataset(tiny_coco_root):

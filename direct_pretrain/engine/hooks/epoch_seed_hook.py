@@ -16,7 +16,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import FUNCTIONS
 
 from mmdet.registry import HOOKS
-from ...utils.process_lifetime import die_with_parent
+from ...runtime.process_lifetime import die_with_parent
 
 __all__ = ['EpochSeedHook', 'seed_worker_from_torch']
 

@@ -44,43 +44,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
+from ...errors import NonFiniteLossError, NonFiniteWeightsError, TrainingDivergedError
+from ...runtime.atomic_save import find_resumable_checkpoint
 
 __all__ = ['NonFiniteLossHook', 'TrainingDivergedError', 'NonFiniteLossError', 'NonFiniteWeightsError']
 
 _ACTIONS = ('stop', 'skip')
-
-
-class TrainingDivergedError(RuntimeError):
-    """Training stopped because it diverged; ``str(error)`` is a one-line report.
-
-    Attributes:
-        iteration (int): 1-based iteration at which it was detected.
-        last_checkpoint (str | None): Newest complete checkpoint in the work dir.
-    """
-
-    def __init__(self, message: str, iteration: int, last_checkpoint: Optional[str]) -> None:
-        super().__init__(message)
-        self.iteration = iteration
-        self.last_checkpoint = last_checkpoint
-
-
-class NonFiniteLossError(TrainingDivergedError):
-    """The loss was NaN/inf; the weights were not updated with it.
-
-    Attributes:
-        terms (dict[str, float]): The non-finite loss terms of this rank.
-        ranks (list[int]): Ranks whose loss was non-finite.
-    """
-
-    def __init__(self, message: str, iteration: int, last_checkpoint: Optional[str], terms: Dict[str, float],
-                 ranks: List[int]) -> None:
-        super().__init__(message, iteration, last_checkpoint)
-        self.terms = terms
-        self.ranks = ranks
-
-
-class NonFiniteWeightsError(TrainingDivergedError):
-    """A checkpoint about to be written holds NaN/inf weights; it was not written."""
 
 
 def _non_finite_terms(log_vars: Optional[Dict[str, Any]]) -> Dict[str, float]:
@@ -266,7 +235,6 @@ class NonFiniteLossHook(Hook):
 
     @staticmethod
     def _last_checkpoint(runner) -> Optional[str]:
-        from ...checkpoint.atomic_save import find_resumable_checkpoint
         try:
             return find_resumable_checkpoint(runner.work_dir)
         except Exception:  # an unreadable work dir must not mask the divergence itself

@@ -1,7 +1,7 @@
 """Make every dataloader worker of a run die with the run.
 
 Why: a training, validation or test process killed by SIGKILL or SIGTERM leaves its
-dataloader workers running as orphans (see :mod:`direct_pretrain.utils.process_lifetime`).
+dataloader workers running as orphans (see :mod:`direct_pretrain.runtime.process_lifetime`).
 ``EpochSeedHook``'s worker init already sets the parent-death signal for the training
 loader; this hook does the same for any config, and for the validation and test loaders,
 by wrapping whatever ``worker_init_fn`` the loader has (mmengine's seeding one, say).
@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
-from ...utils.process_lifetime import die_with_parent
+from ...runtime.process_lifetime import die_with_parent
 
 __all__ = ['WorkerLifetimeHook', 'worker_init_with_parent_death']
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
-from ...checkpoint import safe_torch_load
+from ...runtime.safe_load import safe_torch_load
 from ..layers import replace_batch_norm
 
 __all__ = ['TimmBackbone']

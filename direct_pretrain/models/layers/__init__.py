@@ -1,13 +1,9 @@
 """Layers for direct pre-training: synchronized BN on every backend and norm adapters."""
-from .sync_bn_any_backend import (SyncBNActAnyBackend, SyncBNAnyBackend, SyncBNFunction,
-                                  convert_to_plain_batch_norm, convert_to_sync_bn_any_backend,
-                                  is_sync_batch_norm, replace_batch_norm)
+from .sync_bn_any_backend import (SyncBNActAnyBackend, SyncBNAnyBackend, SyncBNFunction, convert_to_plain_batch_norm,
+                                  convert_to_sync_bn_any_backend, is_sync_batch_norm, replace_batch_norm)
 from .token_norm import TokenNorm
-from .torchvision_cuda_ops import (disable_torchvision_cuda_ops, enable_torchvision_cuda_ops, mmcv_has_cuda_ops,
-                                   setup_torchvision_cuda_ops, torchvision_cuda_ops_enabled)
 
 __all__ = [
     'SyncBNAnyBackend', 'SyncBNActAnyBackend', 'SyncBNFunction', 'TokenNorm', 'convert_to_sync_bn_any_backend',
-    'convert_to_plain_batch_norm', 'replace_batch_norm', 'is_sync_batch_norm', 'enable_torchvision_cuda_ops',
-    'disable_torchvision_cuda_ops', 'setup_torchvision_cuda_ops', 'torchvision_cuda_ops_enabled', 'mmcv_has_cuda_ops'
+    'convert_to_plain_batch_norm', 'replace_batch_norm', 'is_sync_batch_norm'
 ]

@@ -6,16 +6,9 @@ Detectron built it (``keypoint_rcnn_heads.py``): ``num_convs`` 3x3 convs with Re
 (``kps_score_lowres``) and x2 bilinear upsampling to 56x56. Each keypoint is a
 ``56*56``-way classification over heatmap cells (softmax cross-entropy "across space").
 
-Conventions follow Detectron's ``utils/keypoints.py`` (Heckbert 1990: a continuous
-coordinate ``c`` falls into cell ``d = floor(c)``, cell ``d`` is decoded to ``c = d + 0.5``):
-
-* :func:`keypoints_to_heatmap_targets` - Detectron's ``keypoints_to_heatmap_labels``: the
-  RoI's ``[x1, x2)`` maps onto cells ``0..S-1``; a keypoint exactly on the right/bottom edge
-  goes into the last cell; keypoints outside the RoI or not labelled get weight 0.
-* :func:`heatmaps_to_keypoints` - Detectron's ``heatmaps_to_keypoints``: each heatmap is
-  resized (bicubic) to the box size rounded up, the arg-max cell centre is mapped back with
-  the sub-cell correction ``w / ceil(w)``; the score is the heatmap logit there (Detectron
-  draws keypoints whose logit exceeds 2), the probability its softmax over the resized map.
+The target encoding and the decoding (Detectron's ``utils/keypoints.py`` conventions) live
+in :mod:`direct_pretrain.structures.keypoints`, as detectron2 keeps them in
+``structures/keypoints.py``; this file is the head that uses them.
 
 Upsampling: ``'bilinear'`` is ``F.interpolate(align_corners=False)`` (detectron2);
 ``'caffe2_bilinear'`` is Detectron's ``BilinearInterpolation``: a fixed transposed conv with
@@ -23,9 +16,8 @@ the FCN bilinear kernel, which differs from the former on the outermost row and 
 (zero padding); use it for converted Detectron weights (the ``kps_score_w`` blob of a
 model-zoo file is that kernel, checked by the converter).
 """
-from typing import List, Sequence, Tuple, Union
+from typing import List, Sequence, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
@@ -34,76 +26,11 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from mmdet.utils import InstanceList, OptConfigType, OptMultiConfig
+from ....structures.keypoints import bilinear_upsample_kernel, heatmaps_to_keypoints, keypoints_to_heatmap_targets
 
-__all__ = ['KeypointRCNNHead', 'keypoints_to_heatmap_targets', 'heatmaps_to_keypoints', 'bilinear_upsample_kernel']
+__all__ = ['KeypointRCNNHead']
 
 UPSAMPLE_METHODS = ('bilinear', 'caffe2_bilinear')
-
-
-def bilinear_upsample_kernel(up_scale: int) -> np.ndarray:
-    """The FCN bilinear filter of Detectron's ``BilinearInterpolation`` ((2s, 2s), float32)."""
-    size = 2 * up_scale
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    ramp = 1 - np.abs(np.arange(size) - center) / factor
-    return np.outer(ramp, ramp).astype(np.float32)
-
-
-def keypoints_to_heatmap_targets(keypoints: Tensor, rois: Tensor, heatmap_size: int) -> Tuple[Tensor, Tensor]:
-    """Cell index of every keypoint in the ``heatmap_size``-square grid over its RoI.
-
-    Args:
-        keypoints (Tensor): (P, K, 3) ``x, y, v`` in the RoIs' frame.
-        rois (Tensor): (P, 4) boxes ``x1, y1, x2, y2``.
-        heatmap_size (int): Side S of the heatmap.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``targets`` (P, K) int64 cell ``y * S + x`` (0 where invalid) and
-        ``valid`` (P, K) bool: labelled (``v > 0``) and inside the RoI.
-    """
-    if rois.numel() == 0:
-        empty = keypoints.new_zeros(keypoints.shape[:2], dtype=torch.long)
-        return empty, empty.bool()
-    x1, y1, x2, y2 = (rois[:, i:i + 1] for i in range(4))
-    x, y = keypoints[..., 0], keypoints[..., 1]
-    on_right, on_bottom = x == x2, y == y2
-    cx = ((x - x1) * (heatmap_size / (x2 - x1))).floor().long()
-    cy = ((y - y1) * (heatmap_size / (y2 - y1))).floor().long()
-    cx[on_right] = heatmap_size - 1
-    cy[on_bottom] = heatmap_size - 1
-    valid = (cx >= 0) & (cy >= 0) & (cx < heatmap_size) & (cy < heatmap_size) & (keypoints[..., 2] > 0)
-    targets = (cy * heatmap_size + cx) * valid.long()
-    return targets, valid
-
-
-def heatmaps_to_keypoints(heatmaps: Tensor, rois: Tensor) -> Tensor:
-    """Keypoint positions and scores from heatmaps, Detectron's way.
-
-    Args:
-        heatmaps (Tensor): (R, K, S, S) logits.
-        rois (Tensor): (R, 4) boxes in the frame the keypoints are wanted in.
-
-    Returns:
-        Tensor: (R, K, 4) ``x, y, logit, probability``.
-    """
-    heatmaps, rois = heatmaps.detach().float(), rois.detach().float()
-    num_rois, num_keypoints = heatmaps.shape[:2]
-    out = heatmaps.new_zeros(num_rois, num_keypoints, 4)
-    widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
-    heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
-    widths_ceil, heights_ceil = widths.ceil(), heights.ceil()
-    index = torch.arange(num_keypoints, device=heatmaps.device)
-    for i in range(num_rois):
-        size = (int(heights_ceil[i]), int(widths_ceil[i]))
-        roi_map = F.interpolate(heatmaps[i:i + 1], size=size, mode='bicubic', align_corners=False)[0]
-        flat = roi_map.reshape(num_keypoints, -1)
-        best = flat.argmax(dim=1)
-        x_int, y_int = best % size[1], torch.div(best, size[1], rounding_mode='floor')
-        out[i, :, 0] = (x_int.float() + 0.5) * (widths[i] / widths_ceil[i]) + rois[i, 0]
-        out[i, :, 1] = (y_int.float() + 0.5) * (heights[i] / heights_ceil[i]) + rois[i, 1]
-        out[i, :, 2] = flat[index, best]
-        out[i, :, 3] = torch.softmax(flat, dim=1)[index, best]
-    return out
 
 
 @MODELS.register_module()

@@ -12,15 +12,16 @@ generator.
 Anchor *order* follows mmdet (``scale_major=True``: ratio-outer, scale-inner), which
 equals Detectron's for RPN; for RetinaNet (Detectron: octave-outer, ratio-inner) the
 checkpoint converter permutes the prediction channels instead (see
-:mod:`direct_pretrain.checkpoint.detectron_converter`).
+:mod:`direct_pretrain.checkpoint.detectron.converter`).
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from torch import Tensor
+
 from mmdet.models.task_modules.prior_generators import AnchorGenerator
 from mmdet.registry import TASK_UTILS
-from torch import Tensor
 
 __all__ = ['DetectronAnchorGenerator', 'detectron_cell_anchors']
 

@@ -1,0 +1,105 @@
+"""What a checkpoint conversion did, key by key: the report both converters return.
+
+Why shared: the Detectron converter and the original release's converter follow the same
+plan - read, rename by an explicit table, align with the target model - and a user reads
+their reports the same way: every target key with its source, the meaning-changing edits,
+and what is left over or missing (detectron2's ``c2_model_loading`` keeps the same map).
+"""
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Tuple, Union
+
+from torch import nn
+
+__all__ = ['Shape', 'ConvertedEntry', 'ConversionReport', 'target_shapes']
+
+Shape = Tuple[int, ...]
+
+
+@dataclass
+class ConvertedEntry:
+    """One target key and where it came from."""
+    target: str
+    source: str
+    kind: str
+    source_shape: Shape
+    shape: Shape
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did; ``ok`` means nothing was left unconsumed or unfilled.
+
+    Attributes:
+        arch (dict): The architecture used (:meth:`C2Arch.describe`).
+        source_file (str): The converted file.
+        layout (str): ``'nested'`` or ``'flat'``.
+        converted (list[ConvertedEntry]): Renamed tensors, in table order.
+        synthesized (list[ConvertedEntry]): Targets without a source blob (BN statistics).
+        edits (list[str]): Meaning-changing edits (background rows, anchor order, BN identity).
+        momentum_dropped (list[str]): ``*_momentum`` blobs removed while reading.
+        ignored_leftovers (list[str]): Known unused blobs (ImageNet classifier, ``conv1_b``).
+        fixed_blobs (list[str]): Constant blobs the target computes itself, checked to hold
+            the expected values (Keypoint R-CNN's bilinear ``kps_score_w/b``).
+        unsupported (dict[str, str]): Blob -> why this converter does not support it.
+        unused_source (list[str]): Other blobs no rule consumed.
+        missing_target (list[str]): Targets no blob filled (table or model side).
+        unexpected_target (list[str]): Produced keys the target model lacks.
+        shape_mismatches (list[str]): Produced shape vs target model shape.
+    """
+    arch: Dict[str, Any]
+    source_file: str = '<memory>'
+    layout: str = 'flat'
+    converted: List[ConvertedEntry] = field(default_factory=list)
+    synthesized: List[ConvertedEntry] = field(default_factory=list)
+    edits: List[str] = field(default_factory=list)
+    momentum_dropped: List[str] = field(default_factory=list)
+    ignored_leftovers: List[str] = field(default_factory=list)
+    fixed_blobs: List[str] = field(default_factory=list)
+    unsupported: Dict[str, str] = field(default_factory=dict)
+    unused_source: List[str] = field(default_factory=list)
+    missing_target: List[str] = field(default_factory=list)
+    unexpected_target: List[str] = field(default_factory=list)
+    shape_mismatches: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unsupported or self.unused_source or self.missing_target or self.unexpected_target
+                    or self.shape_mismatches)
+
+    @property
+    def source_of(self) -> Dict[str, str]:
+        """Target key -> source blob (``'<synth:kind from blob>'`` for synthesised keys)."""
+        sources = {e.target: e.source for e in self.converted}
+        sources.update({e.target: f'<{e.kind} from {e.source}>' for e in self.synthesized})
+        return sources
+
+    def summary(self) -> str:
+        return (f"{self.source_file} ({self.layout}) -> {self.arch['name']}: {len(self.converted)} tensors "
+                f'converted, {len(self.synthesized)} BN statistics synthesised, '
+                f'{len(self.momentum_dropped)} momentum blobs dropped, {len(self.ignored_leftovers)} leftovers '
+                f'ignored {self.ignored_leftovers}, {len(self.unsupported)} unsupported, '
+                f'{len(self.unused_source)} unused, {len(self.missing_target)} missing, '
+                f'{len(self.shape_mismatches)} shape mismatches'
+                + (f', fixed blobs checked {self.fixed_blobs}' if self.fixed_blobs else ''))
+
+    def table(self) -> str:
+        """One line per target: ``target <- source [kind] shape``."""
+        width = max((len(e.target) for e in self.converted + self.synthesized), default=0)
+        return '\n'.join(f'{e.target:<{width}} <- {e.source} [{e.kind}] {e.source_shape}->{e.shape}'
+                         for e in self.converted + self.synthesized)
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data['ok'] = self.ok
+        return data
+
+    def to_json(self, path: str) -> None:
+        with open(path, 'w') as handle:
+            json.dump(self.to_dict(), handle, indent=1)
+
+
+def target_shapes(target: Union[nn.Module, Mapping[str, Any]]) -> Dict[str, Shape]:
+    """Key -> shape of a target model or state dict (a mapping of shapes is taken as is)."""
+    state = target.state_dict() if isinstance(target, nn.Module) else target
+    return {key: tuple(value.shape) if hasattr(value, 'shape') else tuple(value) for key, value in state.items()}

@@ -1,0 +1,63 @@
+"""Checkpoint writes are atomic, and --resume never picks a partial file."""
+import os
+import signal
+import subprocess
+import textwrap
+import time
+
+import torch
+from dp_test_utils import PYTHON, TOY_PRETRAIN, python_env
+from mmengine.config import Config
+
+from direct_pretrain.runtime.atomic_save import find_resumable_checkpoint, is_complete_checkpoint
+
+
+def test_kill_during_checkpoint_writes_never_leaves_a_partial_file(tmp_path):
+    """A child keeps saving ~40 MB checkpoints through mmengine with the backend the
+    package's configs select for the checkpoint hook; it is SIGKILLed at staggered
+    moments. Every file under a final name must load."""
+    backend_args = Config.fromfile(TOY_PRETRAIN).default_hooks.checkpoint.backend_args.to_dict()
+    script = tmp_path / 'writer.py'
+    script.write_text(textwrap.dedent(f'''
+        import sys, torch
+        import direct_pretrain  # noqa: F401  (registers the atomic_local backend)
+        from mmengine.runner.checkpoint import save_checkpoint
+        state = {{'state_dict': {{'w': torch.randn(10_000_000)}}, 'meta': {{'epoch': 0}}}}
+        for i in range(1000):
+            state['meta']['epoch'] = i
+            save_checkpoint(state, {str(tmp_path)!r} + f'/epoch_{{i % 3}}.pth', backend_args={backend_args!r})
+            print('saved', i, flush=True)
+    '''))
+    for delay in (0.05, 0.13, 0.29):
+        proc = subprocess.Popen([PYTHON, str(script)], env=python_env(), stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout:  # one complete file (mmengine may log a warning first), then kill mid-write
+            if line.startswith('saved'):
+                break
+        assert line.startswith('saved'), line
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finals = [n for n in os.listdir(tmp_path) if n.startswith('epoch_') and n.endswith('.pth')]
+    assert finals, os.listdir(tmp_path)
+    for name in finals:
+        ckpt = torch.load(tmp_path / name, weights_only=True)
+        assert ckpt['state_dict']['w'].numel() == 10_000_000
+    leftovers = [n for n in os.listdir(tmp_path) if n.endswith('.tmp')]
+    # a killed writer may leave its temporary file, never a partial final one
+    assert all(n.startswith('.epoch_') for n in leftovers)
+
+
+def test_resume_skips_partial_checkpoint_and_truncated_marker(tmp_path):
+    good = tmp_path / 'epoch_1.pth'
+    torch.save({'meta': {'epoch': 1}}, good)
+    partial = tmp_path / 'epoch_2.pth'
+    partial.write_bytes(good.read_bytes()[:-100])  # what a plain open/write leaves when killed
+    assert is_complete_checkpoint(str(good)) and not is_complete_checkpoint(str(partial))
+    marker = tmp_path / 'last_checkpoint'
+    marker.write_text(str(partial))
+    assert find_resumable_checkpoint(str(tmp_path)) == str(good)
+    marker.write_text('')  # killed between truncate and write
+    assert find_resumable_checkpoint(str(tmp_path)) == str(good)
+    marker.write_text(str(good))
+    assert find_resumable_checkpoint(str(tmp_path)) == str(good)
+    assert find_resumable_checkpoint(str(tmp_path / 'nowhere')) is None
