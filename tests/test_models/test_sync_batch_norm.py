@@ -12,12 +12,12 @@ import torch
 from dp_test_utils import PYTHON, python_env
 from mmengine.model import revert_sync_batchnorm as mmengine_revert_sync_batchnorm
 from mmengine.model.utils import _BatchNormXd
+from model_test_utils import single_torch_thread  # noqa: F401 (autouse fixture)
 from torch import nn
 
-from model_test_utils import single_torch_thread  # noqa: F401 (autouse fixture)
-
 from direct_pretrain.models.layers import (SyncBNActAnyBackend, SyncBNAnyBackend, TokenNorm,
-                                           convert_to_sync_bn_any_backend, replace_batch_norm, convert_to_plain_batch_norm)
+                                           convert_to_plain_batch_norm, convert_to_sync_bn_any_backend,
+                                           replace_batch_norm)
 
 WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'sync_bn_worker.py')
 WORLD_SIZE = 2
@@ -207,6 +207,35 @@ def test_convert_and_revert_share_tensors_and_keep_activation() -> None:
     assert all(reverted[i].weight is w for i, w in zip((1, 2, 4), weights))
     torch.testing.assert_close(reverted(x), expected, rtol=0, atol=0)
     assert set(reverted.state_dict()) == set(_net_with_bns().state_dict())
+
+
+class _DoubledBN(nn.BatchNorm2d):
+    """A BN subclass whose forward does something extra: no conversion may swap it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * 2
+
+
+@pytest.mark.parametrize('convert', [
+    convert_to_sync_bn_any_backend, convert_to_plain_batch_norm,
+    lambda net: replace_batch_norm(net, dict(type='SyncBNAnyBackend'))
+])
+def test_conversions_leave_a_bn_with_its_own_forward_alone(convert, caplog) -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Sequential(_DoubledBN(4)), nn.SyncBatchNorm(4))
+    with caplog.at_level('WARNING', logger='direct_pretrain.models.layers.sync_bn_any_backend'):
+        net = convert(net)
+    assert type(net[1][0]) is _DoubledBN
+    assert type(net[2]) in (SyncBNAnyBackend, _BatchNormXd)
+    assert '1.0 (_DoubledBN) left unchanged' in caplog.text
+
+
+def test_convert_moves_an_existing_layer_to_the_requested_group() -> None:
+    layer = SyncBNAnyBackend(4, momentum=0.3)
+    group = object()  # stands for a ProcessGroup: only stored, never used in one process
+    converted = convert_to_sync_bn_any_backend(nn.Sequential(layer), process_group=group, prefer_torch_kernel=False)
+    assert converted[0].process_group is group and converted[0].prefer_torch_kernel is False
+    assert converted[0].momentum == 0.3 and converted[0].weight is layer.weight
+    assert converted[0].running_var is layer.running_var
 
 
 def test_mmengine_revert_leaves_our_layer_as_plain_bn() -> None:

@@ -30,6 +30,8 @@ _RESERVED_KWARGS = ('features_only', 'out_indices', 'pretrained', 'in_chans', 'p
 
 
 def _import_timm() -> Any:
+    # Imported here, not at the top: timm is optional and costs ~2 s to import, which every
+    # ``import direct_pretrain`` would pay although only configs with a TimmBackbone need it.
     try:
         import timm
     except ImportError as error:

@@ -23,7 +23,7 @@ Semantics match ``torch.nn.SyncBatchNorm``:
 The layer is a ``_BatchNorm`` (abbreviation ``bn``), so mmcv names it ``bn1``/``norm1``
 like BN and a checkpoint moves between a SyncBN pretrain and a BN fine-tune with
 identical keys. It is deliberately *not* a ``torch.nn.SyncBatchNorm`` subclass: mmengine's
-``convert_to_plain_batch_norm`` (run by every non-distributed Runner) would otherwise replace it
+``revert_sync_batchnorm`` (run by every non-distributed Runner) would otherwise replace it
 by a bare ``_BatchNormXd`` - harmless for this class, which already behaves as BN there,
 but it would silently drop the activation of the norm-act variant
 (:class:`~direct_pretrain.models.layers.SyncBNActAnyBackend`).
@@ -43,6 +43,9 @@ while keeping the very same parameter and buffer tensors:
 * :func:`replace_batch_norm` - config driven: turn the BN layers of a third-party model
   (e.g. timm) into ``norm_cfg``'s BN type, so that the norm choice stays in configs.
 
+All three are one module walker with three targets: torch's, mmengine's and timm's converters
+each hard-code their target class and none keeps a fused activation on the way back.
+
 Caveat: mmengine's Runner option ``cfg.sync_bn`` converts *every* ``_BatchNorm`` to
 ``torch.nn.SyncBatchNorm`` (CUDA only, and it discards fused activations); with this
 package choose the norm through ``norm_cfg`` instead and leave ``sync_bn`` unset.
@@ -50,11 +53,13 @@ package choose the norm through ``norm_cfg`` instead and leave ``sync_bn`` unset
 
 import inspect
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+import sys
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from mmcv.ops import SyncBatchNorm as MMCVSyncBatchNorm
 from mmengine.model.utils import _BatchNormXd
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor, nn
@@ -71,6 +76,7 @@ __all__ = ['SyncBNAnyBackend', 'SyncBNActAnyBackend', 'SyncBNFunction', 'convert
            'convert_to_plain_batch_norm', 'replace_batch_norm', 'is_sync_batch_norm']
 
 logger = logging.getLogger(__name__)
+
 
 def _torch_kernel_devices() -> Tuple[str, ...]:
     """Device types on which ``torch.nn.SyncBatchNorm``'s fused kernel runs."""
@@ -313,22 +319,26 @@ class SyncBNActAnyBackend(SyncBNAnyBackend):
         return self.act(self.drop(super().forward(input)))
 
 
+# ---------------------------------------------------------------------------- BN swaps
+# torch (``nn.SyncBatchNorm.convert_sync_batchnorm``), mmengine (``convert_sync_batchnorm``,
+# ``revert_sync_batchnorm``) and timm (``timm.layers.convert_sync_batchnorm``) each walk a model
+# towards one fixed class: CUDA SyncBN, mmcv's SyncBN, ``_BatchNormXd`` or timm's CUDA-only
+# ``SyncBatchNormAct``. None converts to a layer of the caller's choosing, keeps a fused
+# activation when reverting, or leaves alone a BN subclass whose forward does something else.
+# So there is one walker here, :func:`_swap_batch_norm`, and the three public conversions are
+# three targets for it.
+
+# Forwards that compute plain (optionally synchronized) BatchNorm and nothing else.
+_PLAIN_BN_FORWARDS = (_BatchNorm.forward, nn.SyncBatchNorm.forward, SyncBNAnyBackend.forward)
+
+
 def _timm_norm_act_types() -> Tuple[type, ...]:
-    """timm's fused BN + activation layers, when timm is installed."""
-    try:
-        from timm.layers import BatchNormAct2d, SyncBatchNormAct
-    except ImportError:
+    """timm's fused BN + activation layers, looked up in ``sys.modules``: a model that holds
+    one has imported timm, and importing timm here would add ~2 s to every conversion."""
+    timm_layers = sys.modules.get('timm.layers')
+    if timm_layers is None:
         return ()
-    return (BatchNormAct2d, SyncBatchNormAct)
-
-
-def _mmcv_sync_bn_types() -> Tuple[type, ...]:
-    """mmcv's CUDA SyncBN (not a ``_BatchNorm``), when mmcv's ops are compiled."""
-    try:
-        from mmcv.ops import SyncBatchNorm
-    except ImportError:
-        return ()
-    return (SyncBatchNorm, )
+    return (timm_layers.BatchNormAct2d, timm_layers.SyncBatchNormAct)
 
 
 def _is_norm_act(module: nn.Module) -> bool:
@@ -341,19 +351,21 @@ def _is_plain_bn(module: nn.Module) -> bool:
     ``_BatchNorm`` subclasses with their own ``forward`` (other than the known norm-act
     ones) do something extra that a swap would lose, so they are left alone.
     """
-    if isinstance(module, _mmcv_sync_bn_types()):
-        return True
-    return isinstance(module, _BatchNorm) and type(module).forward in (
-        _BatchNorm.forward, nn.SyncBatchNorm.forward, SyncBNAnyBackend.forward)
+    return isinstance(module, MMCVSyncBatchNorm) or (isinstance(module, _BatchNorm)
+                                                    and type(module).forward in _PLAIN_BN_FORWARDS)
 
 
 def is_sync_batch_norm(module: nn.Module) -> bool:
     """Whether ``module`` synchronizes statistics across ranks (any implementation)."""
-    sync_types = (nn.SyncBatchNorm, SyncBNAnyBackend) + _mmcv_sync_bn_types()
-    return isinstance(module, sync_types)
+    return isinstance(module, (nn.SyncBatchNorm, SyncBNAnyBackend, MMCVSyncBatchNorm))
 
 
-def _share_state(src: nn.Module, dst: nn.Module) -> nn.Module:
+def _bn_kwargs(module: nn.Module) -> Dict[str, Any]:
+    return dict(eps=module.eps, momentum=module.momentum, affine=module.affine,
+                track_running_stats=module.track_running_stats)
+
+
+def _share_state(src: nn.Module, dst: nn.Module) -> None:
     """Hand ``src``'s parameters, buffers and mode to ``dst`` (same tensors, no copy)."""
     if getattr(src, 'affine', False) and getattr(dst, 'affine', False):
         dst.weight = src.weight
@@ -365,42 +377,92 @@ def _share_state(src: nn.Module, dst: nn.Module) -> nn.Module:
     dst.training = src.training
     if hasattr(src, 'qconfig'):
         dst.qconfig = src.qconfig
-    return dst
 
 
-def _bn_kwargs(module: nn.Module) -> Dict[str, Any]:
-    return dict(eps=module.eps, momentum=module.momentum, affine=module.affine,
-                track_running_stats=module.track_running_stats)
+def _plain_norm_act(layer: nn.Module) -> nn.Module:
+    """timm's ``BatchNormAct2d`` holding ``layer``'s activation and dropout."""
+    # Imported here: timm costs ~2 s to import and only fused norm-act layers need it.
+    from timm.layers import BatchNormAct2d
+    new = BatchNormAct2d(layer.num_features, apply_act=False, **_bn_kwargs(layer))
+    new.act = layer.act
+    new.drop = layer.drop
+    return new
 
 
-def _swap(module: nn.Module, make: Callable[[nn.Module], Optional[nn.Module]]) -> nn.Module:
-    """Replace every module for which ``make`` returns a new one; recurse elsewhere."""
-    new = make(module)
-    if new is not None:
+def _replacement(layer: nn.Module, target: Type[nn.Module], overrides: Dict[str, Any]) -> nn.Module:
+    """The layer that takes ``layer``'s place when BN becomes ``target`` (``layer`` itself
+    where it stays); the caller hands over the tensors.
+
+    * ``SyncBNAnyBackend``: rebuilt with ``layer``'s settings plus ``overrides``; fused
+      norm-act layers become :class:`SyncBNActAnyBackend`, activation kept;
+    * torch's ``SyncBatchNorm``: rebuilt likewise; fused norm-act layers are refused;
+    * a plain BN type: synchronized layers are reverted to mmengine's ``_BatchNormXd`` (what a
+      non-distributed Runner produces; norm-act ones to timm's ``BatchNormAct2d``), plain
+      ones are kept (their dimensionality checks stay valid); ``eps``/``momentum`` overrides
+      are applied to both.
+    """
+    kwargs = {**_bn_kwargs(layer), **overrides}
+    if issubclass(target, SyncBNAnyBackend):
+        if _is_norm_act(layer):
+            return SyncBNActAnyBackend(layer.num_features, act=getattr(layer, 'act', None),
+                                       drop=getattr(layer, 'drop', None), **kwargs)
+        return target(layer.num_features, **kwargs)
+    if issubclass(target, nn.SyncBatchNorm):
+        if _is_norm_act(layer):
+            raise TypeError(
+                f'replace_batch_norm: {type(layer).__name__} fuses BN with an activation; torch.nn.SyncBatchNorm '
+                'cannot hold it, and '
+                'mmengine reverts SyncBN in non-distributed runs to a BN that ignores the activation. Use '
+                "norm_cfg=dict(type='SyncBNAnyBackend') instead.")
+        return target(layer.num_features, **kwargs)
+    if not is_sync_batch_norm(layer):
+        new = layer
+    elif _is_norm_act(layer):
+        new = _plain_norm_act(layer)
+    else:
+        new = _BatchNormXd(layer.num_features, **_bn_kwargs(layer))
+    for key in ('eps', 'momentum'):
+        if key in overrides:
+            setattr(new, key, overrides[key])
+    return new
+
+
+def _swap_batch_norm(module: nn.Module, target: Type[nn.Module], overrides: Optional[Dict[str, Any]] = None,
+                     requires_grad: Optional[bool] = None, path: str = '') -> nn.Module:
+    """The one walker: replace every BN layer of ``module`` by :func:`_replacement`.
+
+    The new layers get the old layers' parameter and buffer tensors (no copy) and training
+    mode; ``requires_grad`` (None: unchanged) applies to their own parameters. A
+    ``_BatchNorm`` whose forward is not plain BN is left alone, with a warning naming it.
+    Returns ``module``, or its replacement if ``module`` is itself a BN layer.
+    """
+    if _is_norm_act(module) or _is_plain_bn(module):
+        new = _replacement(module, target, overrides or {})
+        if new is not module:
+            _share_state(module, new)
+        if requires_grad is not None:
+            for param in new.parameters(recurse=False):
+                param.requires_grad = requires_grad
         return new
+    if isinstance(module, _BatchNorm):
+        logger.warning('%s (%s) left unchanged: its forward is not plain BatchNorm', path or 'the module',
+                       type(module).__name__)
+        return module
     for name, child in list(module.named_children()):
-        new_child = _swap(child, make)
+        new_child = _swap_batch_norm(child, target, overrides, requires_grad, f'{path}.{name}' if path else name)
         if new_child is not child:
             module.add_module(name, new_child)
     return module
 
 
-def _to_sync_norm_act(module: nn.Module, **kwargs: Any) -> SyncBNActAnyBackend:
-    return SyncBNActAnyBackend(module.num_features, act=getattr(module, 'act', None),
-                                      drop=getattr(module, 'drop', None), **kwargs)
-
-
-def _to_plain_norm_act(module: nn.Module) -> nn.Module:
-    from timm.layers import BatchNormAct2d
-    new = BatchNormAct2d(module.num_features, apply_act=False, **_bn_kwargs(module))
-    new.act = module.act
-    new.drop = module.drop
-    return new
-
-
 def convert_to_sync_bn_any_backend(module: nn.Module, process_group: Any = None,
-                           prefer_torch_kernel: bool = True) -> nn.Module:
+                                   prefer_torch_kernel: bool = True) -> nn.Module:
     """Convert every BN layer of ``module`` to :class:`SyncBNAnyBackend`.
+
+    Every flavour (BatchNorm1d/2d/3d, ``_BatchNormXd``, torch's and mmcv's SyncBN, this
+    layer with another process group) becomes :class:`SyncBNAnyBackend`, timm's fused
+    norm-act layers :class:`SyncBNActAnyBackend` with their activation; ``requires_grad``
+    stays as it was.
 
     Args:
         module (nn.Module): Model (or a single BN layer) to convert in place.
@@ -412,22 +474,8 @@ def convert_to_sync_bn_any_backend(module: nn.Module, process_group: Any = None,
     Returns:
         nn.Module: ``module`` itself, or the new layer if ``module`` was a BN layer.
     """
-    sync_kwargs = dict(process_group=process_group, prefer_torch_kernel=prefer_torch_kernel)
-
-    def make(m: nn.Module) -> Optional[nn.Module]:
-        if isinstance(m, SyncBNAnyBackend):
-            return m
-        if _is_norm_act(m):
-            return _share_state(m, _to_sync_norm_act(m, **_bn_kwargs(m), **sync_kwargs))
-        if _is_plain_bn(m):
-            return _share_state(m, SyncBNAnyBackend(m.num_features, **_bn_kwargs(m), **sync_kwargs))
-        if isinstance(m, _BatchNorm):
-            logger.warning('convert_to_sync_bn_any_backend: left %s unchanged: its forward is not plain BatchNorm',
-                           type(m).__name__)
-            return m
-        return None
-
-    return _swap(module, make)
+    return _swap_batch_norm(module, SyncBNAnyBackend,
+                            dict(process_group=process_group, prefer_torch_kernel=prefer_torch_kernel))
 
 
 def convert_to_plain_batch_norm(module: nn.Module) -> nn.Module:
@@ -435,7 +483,8 @@ def convert_to_plain_batch_norm(module: nn.Module) -> nn.Module:
 
     Synchronized layers (this package's, torch's, mmcv's) become mmengine's
     ``_BatchNormXd`` - exactly what a non-distributed Runner produces - and the
-    norm-act variants become timm's ``BatchNormAct2d`` with their activation kept.
+    norm-act variants become timm's ``BatchNormAct2d`` with their activation kept (where
+    mmengine's ``revert_sync_batchnorm`` drops it). Plain layers stay as they are.
 
     Args:
         module (nn.Module): Model (or a single layer) to revert in place.
@@ -443,17 +492,7 @@ def convert_to_plain_batch_norm(module: nn.Module) -> nn.Module:
     Returns:
         nn.Module: ``module`` itself, or the new layer if ``module`` was a SyncBN layer.
     """
-
-    def make(m: nn.Module) -> Optional[nn.Module]:
-        if isinstance(m, SyncBNActAnyBackend) or (_is_norm_act(m) and is_sync_batch_norm(m)):
-            return _share_state(m, _to_plain_norm_act(m))
-        if is_sync_batch_norm(m):
-            return _share_state(m, _BatchNormXd(m.num_features, **_bn_kwargs(m)))
-        if isinstance(m, _BatchNorm):
-            return m
-        return None
-
-    return _swap(module, make)
+    return _swap_batch_norm(module, _BatchNormXd)
 
 
 def _resolve_norm_type(layer_type: Union[str, Type[nn.Module]]) -> Type[nn.Module]:
@@ -473,9 +512,9 @@ def replace_batch_norm(module: nn.Module, norm_cfg: Dict[str, Any]) -> nn.Module
     also works on pretrained weights; ``eps``/``momentum`` are kept unless ``norm_cfg``
     sets them and ``requires_grad`` (default True) applies to every BN parameter.
 
-    * target ``SyncBNAnyBackend``: as :func:`convert_to_sync_bn_any_backend`;
-    * target a plain BN type (``BN``, ``BN2d``, ...): synchronized layers are reverted,
-      plain ones are kept as they are (their dimensionality checks stay valid);
+    * target ``SyncBNAnyBackend``: as :func:`convert_to_sync_bn_any_backend`, with the
+      other ``norm_cfg`` keys as constructor arguments;
+    * target a plain BN type (``BN``, ``BN2d``, ...): as :func:`convert_to_plain_batch_norm`;
     * target ``torch.nn.SyncBatchNorm`` (``SyncBN``): plain layers are converted; fused
       norm-act layers are refused, see below.
 
@@ -495,52 +534,10 @@ def replace_batch_norm(module: nn.Module, norm_cfg: Dict[str, Any]) -> nn.Module
     layer_type = cfg.pop('type')
     requires_grad = cfg.pop('requires_grad', True)
     target = _resolve_norm_type(layer_type)
-    if not (issubclass(target, _BatchNorm) and target.forward in (
-            _BatchNorm.forward, nn.SyncBatchNorm.forward, SyncBNAnyBackend.forward)):
+    if not (issubclass(target, _BatchNorm) and target.forward in _PLAIN_BN_FORWARDS):
         raise TypeError(
             f'norm_cfg type {layer_type!r} resolves to {target.__name__}, which is not a plain BatchNorm; '
             'replace_batch_norm only swaps BatchNorm flavours so that statistics and affine parameters carry '
             "over. Use 'BN', 'SyncBN' or 'SyncBNAnyBackend', or choose other norms through the model's own "
             'arguments.')
-    to_ours = issubclass(target, SyncBNAnyBackend)
-    to_torch_sync = issubclass(target, nn.SyncBatchNorm)
-
-    def kwargs_for(m: nn.Module) -> Dict[str, Any]:
-        kwargs = _bn_kwargs(m)
-        kwargs.update(cfg)
-        return kwargs
-
-    def make(m: nn.Module) -> Optional[nn.Module]:
-        if not (_is_norm_act(m) or _is_plain_bn(m)):
-            if isinstance(m, _BatchNorm):
-                logger.warning('replace_batch_norm: left %s unchanged: its forward is not plain BatchNorm',
-                               type(m).__name__)
-                return m
-            return None
-        if to_ours:
-            new = (_to_sync_norm_act(m, **kwargs_for(m)) if _is_norm_act(m) else target(
-                m.num_features, **kwargs_for(m)))
-        elif to_torch_sync:
-            if _is_norm_act(m):
-                raise TypeError(
-                    f'replace_batch_norm: {type(m).__name__} fuses BN with an activation; torch.nn.SyncBatchNorm '
-                    'cannot hold it, and mmengine reverts SyncBN in non-distributed runs to a BN that ignores '
-                    "the activation. Use norm_cfg=dict(type='SyncBNAnyBackend') instead.")
-            new = target(m.num_features, **kwargs_for(m))
-        elif is_sync_batch_norm(m):  # plain target: revert synchronized layers
-            new = _to_plain_norm_act(m) if _is_norm_act(m) else _BatchNormXd(m.num_features, **_bn_kwargs(m))
-            for key in ('eps', 'momentum'):
-                if key in cfg:
-                    setattr(new, key, cfg[key])
-        else:  # plain target, plain layer: keep it, apply the overrides
-            new = m
-            for key in ('eps', 'momentum'):
-                if key in cfg:
-                    setattr(new, key, cfg[key])
-        if new is not m:
-            _share_state(m, new)
-        for param in new.parameters(recurse=False):
-            param.requires_grad = requires_grad
-        return new
-
-    return _swap(module, make)
+    return _swap_batch_norm(module, target, cfg, requires_grad)
