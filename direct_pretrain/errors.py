@@ -8,9 +8,9 @@ and nothing else of each other's.
 import pickle
 from typing import Dict, List, Optional
 
-__all__ = ['ConfigInputError', 'InferenceInputError', 'CheckpointCheckError', 'CHECKPOINT_PROBLEMS',
+__all__ = ['ConfigInputError', 'InferenceInputError', 'WorkDirError', 'CheckpointCheckError', 'CHECKPOINT_PROBLEMS',
            'UnsafeCheckpointError', 'DatasetValidationError', 'ReportInputError', 'TrainingDivergedError',
-           'NonFiniteLossError', 'NonFiniteWeightsError']
+           'NonFiniteLossError', 'LossSpikeError', 'NonFiniteWeightsError']
 
 
 class ConfigInputError(ValueError):
@@ -19,6 +19,11 @@ class ConfigInputError(ValueError):
 
 class InferenceInputError(ConfigInputError):
     """A config, checkpoint or image folder given to inference is missing or unusable."""
+
+
+class WorkDirError(ConfigInputError):
+    """The work dir cannot hold a run: it is a file, cannot be written, or its ``.lock`` is not
+    a regular file (a symbolic link, a folder, a fifo) that the run would write through."""
 
 
 #: The values :attr:`CheckpointCheckError.problem` takes.
@@ -79,6 +84,23 @@ class NonFiniteLossError(TrainingDivergedError):
                  ranks: List[int]) -> None:
         super().__init__(message, iteration, last_checkpoint)
         self.terms = terms
+        self.ranks = ranks
+
+
+class LossSpikeError(TrainingDivergedError):
+    """The loss rose far above its running level (still finite); the weights were not updated with it.
+
+    Attributes:
+        loss (float): This rank's loss at that iteration.
+        level (float | None): Its running level (median of the recent losses) on this rank.
+        ranks (list[int]): Ranks whose loss spiked.
+    """
+
+    def __init__(self, message: str, iteration: int, last_checkpoint: Optional[str], loss: float,
+                 level: Optional[float], ranks: List[int]) -> None:
+        super().__init__(message, iteration, last_checkpoint)
+        self.loss = loss
+        self.level = level
         self.ranks = ranks
 
 
