@@ -6,12 +6,20 @@ their reports the same way: every target key with its source, the meaning-changi
 and what is left over or missing (detectron2's ``c2_model_loading`` keeps the same map).
 """
 import json
+import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from torch import nn
 
-__all__ = ['Shape', 'ConvertedEntry', 'ConversionReport', 'target_shapes']
+from mmdet.registry import MODELS
+from ..errors import ConfigInputError
+from ..runtime.atomic_save import atomic_write_bytes
+
+__all__ = ['Shape', 'ConvertedEntry', 'ConversionReport', 'target_shapes', 'build_target_model']
 
 Shape = Tuple[int, ...]
 
@@ -89,17 +97,51 @@ class ConversionReport:
         return '\n'.join(f'{e.target:<{width}} <- {e.source} [{e.kind}] {e.source_shape}->{e.shape}'
                          for e in self.converted + self.synthesized)
 
+    def compare_with_target(self, target: Union[nn.Module, Mapping[str, Any]]) -> None:
+        """Check the converted and synthesised keys against ``target``'s: fill ``missing_target``
+        (keys the model has and no table rule fills), ``unexpected_target`` and ``shape_mismatches``."""
+        expected = target_shapes(target)
+        produced = {e.target: e.shape for e in self.converted + self.synthesized}
+        reported = {line.split(' ')[0] for line in self.missing_target}
+        for key, shape in expected.items():
+            if key not in produced:
+                if key not in reported:
+                    self.missing_target.append(f'{key} (in the target model, not in the {self.arch["name"]} table)')
+            elif produced[key] != shape:
+                self.shape_mismatches.append(f'{key}: converted {produced[key]} from {self.source_of[key]} vs '
+                                             f'target {shape}')
+        self.unexpected_target = sorted(set(produced) - set(expected))
+
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data['ok'] = self.ok
         return data
 
     def to_json(self, path: str) -> None:
-        with open(path, 'w') as handle:
-            json.dump(self.to_dict(), handle, indent=1)
+        """Write :meth:`to_dict` to ``path`` atomically (never a partial file under that name)."""
+        atomic_write_bytes(json.dumps(self.to_dict(), indent=1).encode('utf-8'), path)
 
 
 def target_shapes(target: Union[nn.Module, Mapping[str, Any]]) -> Dict[str, Shape]:
     """Key -> shape of a target model or state dict (a mapping of shapes is taken as is)."""
     state = target.state_dict() if isinstance(target, nn.Module) else target
     return {key: tuple(value.shape) if hasattr(value, 'shape') else tuple(value) for key, value in state.items()}
+
+
+def build_target_model(config: str) -> nn.Module:
+    """The model of ``config`` that a conversion's keys and shapes are checked against, on the
+    meta device where its modules allow (only names and shapes are needed).
+
+    Raises:
+        ConfigInputError: ``config`` does not exist.
+    """
+    if not osp.isfile(config):
+        raise ConfigInputError(f'--config {config!r} does not exist; pass the config whose model the converted '
+                               'checkpoint is for')
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    try:
+        with torch.device('meta'):
+            return MODELS.build(cfg.model)
+    except Exception:  # noqa: BLE001  (some modules create CPU tensors in __init__)
+        return MODELS.build(cfg.model)

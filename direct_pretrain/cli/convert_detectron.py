@@ -7,6 +7,8 @@ MMDetection checkpoint.
 
 Blobs the architecture's tables do not consume (other than the known ImageNet leftovers)
 and parameters no blob fills are errors unless ``--allow-unused`` / ``--allow-missing``.
+The outputs are checked before anything is converted - never the input (as real paths), in a
+folder that exists - and written atomically (:mod:`direct_pretrain.checkpoint.conversion_output`).
 Thin wrapper over :func:`direct_pretrain.checkpoint.convert_detectron`.
 """
 import argparse
@@ -16,14 +18,17 @@ import sys
 import time
 from typing import Optional
 
-import torch
-
 from ..checkpoint import convert_detectron
 from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.conversion_output import check_conversion_outputs, report_json_path, write_conversion
+from ..checkpoint.conversion_report import ConversionReport, build_target_model
 from ..checkpoint.detectron.errors import DetectronConversionError
-from ..errors import CheckpointCheckError, UnsafeCheckpointError
+from ..errors import CheckpointCheckError, ConfigInputError, UnsafeCheckpointError
 
-__all__ = ['parse_args', 'build_target', 'print_conversion_end', 'main']
+__all__ = ['parse_args', 'print_conversion_end', 'write_or_report', 'main']
+
+#: What the converters' tools turn into one ``error:`` line and exit code 2.
+INPUT_ERRORS = (ConfigInputError, CheckpointCheckError, UnsafeCheckpointError, FileNotFoundError)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,35 +52,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_target(config: str):
-    """The model of an mmdet config, on the meta device when possible (only shapes are needed)."""
-    from mmengine.config import Config
-
-    from mmdet.registry import MODELS
-    cfg = Config.fromfile(config)
-    try:
-        with torch.device('meta'):
-            return MODELS.build(cfg.model)
-    except Exception:  # some modules create CPU tensors in __init__
-        return MODELS.build(cfg.model)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
     start = time.perf_counter()
+    report_path = report_json_path(args.dst, args.report_json)
     try:
         check_checkpoint_file(args.src, what='Detectron weights', kind='detectron')
-        target = build_target(args.config) if args.config else None
+        check_conversion_outputs(args.src, args.dst, report_path)  # a missing output folder is an error
+        target = build_target_model(args.config) if args.config else None
         state_dict, report = convert_detectron(
             args.src, args.arch, target=target, bn_eps=args.bn_eps, retina_target_ratios=args.retina_ratios,
             allow_unused=args.allow_unused, allow_missing=args.allow_missing)
-    except (DetectronConversionError, UnsafeCheckpointError, FileNotFoundError, CheckpointCheckError) as error:
+    except (DetectronConversionError, ) + INPUT_ERRORS as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     meta = dict(detectron_conversion=dict(source=osp.abspath(args.src), arch=report.arch, summary=report.summary(),
                                           edits=report.edits, source_of=report.source_of))
-    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    if not write_or_report(dict(state_dict=state_dict, meta=meta), args.dst, report, report_path):
+        return 1
     elapsed = time.perf_counter() - start
 
     print(report.summary())
@@ -85,21 +80,31 @@ def main(argv=None) -> int:
         print(f'  ignored leftover: {name}')
     for name, reason in report.unsupported.items():
         print(f'  unsupported (dropped): {name}: {reason}')
-    print_conversion_end(report, args.dst, args.report_json, len(state_dict), elapsed)
+    print_conversion_end(report, args.dst, report_path, len(state_dict), elapsed)
     return 0
 
 
-def print_conversion_end(report, dst: str, report_json: Optional[str], num_tensors: int, elapsed: float) -> None:
-    """The last lines both converters print: dropped and allowed keys, the JSON report
-    (``report_json`` '' = beside ``dst``), and what was saved."""
+def write_or_report(checkpoint: dict, dst: str, report: ConversionReport, report_path: Optional[str]) -> bool:
+    """Write the result (atomically); a failing write (a full disk) is one ``error:`` line, False."""
+    try:
+        write_conversion(checkpoint, dst, report, report_path)
+    except OSError as error:
+        print(f'error: writing {dst!r} failed ({error}); no partial file was left under that name',
+              file=sys.stderr)
+        return False
+    return True
+
+
+def print_conversion_end(report: ConversionReport, dst: str, report_path: Optional[str], num_tensors: int,
+                         elapsed: float) -> None:
+    """The last lines both converters print: dropped and allowed keys, the JSON report, and
+    what was saved."""
     for name in report.unused_source:
         print(f'  unused (dropped): {name}')
     for key in report.missing_target + report.unexpected_target:
         print(f'  missing/unexpected (allowed): {key}')
-    if report_json is not None:
-        path = report_json or osp.splitext(dst)[0] + '.conversion.json'
-        report.to_json(path)
-        print(f'report: {path}')
+    if report_path:
+        print(f'report: {report_path}')
     print(f'saved {num_tensors} tensors to {dst} ({elapsed:.2f} s)')
 
 

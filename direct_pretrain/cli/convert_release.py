@@ -7,29 +7,25 @@ direct-pretraining release (mmdet 2.x) to an MMDetection 3.x checkpoint of this 
 The row is inferred from the keys (``--arch auto``); the result is checked key by key and
 shape by shape against the model of the row's fine-tune config (also its test config), or
 of ``--config``. Keys the table does not consume and target keys nothing fills are errors
-unless ``--allow-unused`` / ``--allow-missing``. Without a conversion step, configs can load
-the file directly: ``load_from='direct-release://<file>'``.
+unless ``--allow-unused`` / ``--allow-missing``. The outputs are checked before anything is
+converted - never the input (as real paths), a folder that exists or can be created - and
+written atomically (:mod:`direct_pretrain.checkpoint.conversion_output`). Without a conversion
+step, configs can load the file directly: ``load_from='direct-release://<file>'``.
 """
 import argparse
 import logging
-import os
 import os.path as osp
 import sys
 import time
 
-import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-
-from mmdet.registry import MODELS
-
 from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.conversion_output import check_conversion_outputs, report_json_path
+from ..checkpoint.conversion_report import build_target_model
 from ..checkpoint.release.converter import convert_release, read_release_checkpoint, release_checkpoint_dict
 from ..checkpoint.release.errors import ReleaseConversionError
 from ..checkpoint.release.mapping import ARCH_NAMES, describe_release_meta, infer_arch, row_for
 from ..config.paths import installed_configs_dir
-from ..errors import CheckpointCheckError, UnsafeCheckpointError
-from .convert_detectron import print_conversion_end
+from .convert_detectron import INPUT_ERRORS, print_conversion_end, write_or_report
 
 __all__ = ['parse_args', 'default_config', 'main']
 
@@ -57,38 +53,29 @@ def default_config(arch: str, schedule: str) -> str:
     return osp.join(osp.dirname(installed_configs_dir()), row_for(arch, schedule).finetune_config)
 
 
-def _build_model(config: str):
-    if not osp.isfile(config):
-        raise ReleaseConversionError(f'--config {config!r} does not exist')
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    try:
-        with torch.device('meta'):  # only names and shapes are needed
-            return MODELS.build(cfg.model)
-    except Exception:  # some modules create CPU tensors in __init__
-        return MODELS.build(cfg.model)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
     start = time.perf_counter()
+    report_path = report_json_path(args.dst, args.report_json)
     try:
         # missing / empty / truncated / not a checkpoint; the release reader has its own allow-list
         check_checkpoint_file(args.src, what='release checkpoint', check_globals=False)
+        check_conversion_outputs(args.src, args.dst, report_path, create_folders=True)
         ckpt = read_release_checkpoint(args.src)
         arch = infer_arch(ckpt.state_dict, ckpt.source).name if args.arch == 'auto' else args.arch
         target = None
         if not args.no_check:
             config = args.config or default_config(arch, describe_release_meta(ckpt.meta).schedule)
-            target = _build_model(config)
+            target = build_target_model(config)
         state_dict, report = convert_release(ckpt, arch, target=target, allow_unused=args.allow_unused,
                                              allow_missing=args.allow_missing)
-    except (ReleaseConversionError, UnsafeCheckpointError, FileNotFoundError, CheckpointCheckError) as error:
+    except (ReleaseConversionError, ) + INPUT_ERRORS as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(release_checkpoint_dict(state_dict, report, ckpt.meta, with_sources=True), args.dst)
+    if not write_or_report(release_checkpoint_dict(state_dict, report, ckpt.meta, with_sources=True), args.dst,
+                           report, report_path):
+        return 1
     elapsed = time.perf_counter() - start
 
     print(report.summary())
@@ -98,7 +85,7 @@ def main(argv=None) -> int:
         print(f'  dropped: {line}')
     print(f'  {len(report.edits)} PatchMerging edits, {len(report.regenerated)} relative position indices '
           'regenerated' if report.regenerated else '  all tensors copied under their mmdet 3.x names')
-    print_conversion_end(report, args.dst, args.report_json, len(state_dict), elapsed)
+    print_conversion_end(report, args.dst, report_path, len(state_dict), elapsed)
     return 0
 
 

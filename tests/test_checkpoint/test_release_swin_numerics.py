@@ -15,7 +15,7 @@ from release_fixtures import OriginalPatchMerging, OriginalSwin
 
 from mmdet.models.layers.transformer.utils import PatchMerging
 from direct_pretrain.checkpoint.release.converter import ReleaseCheckpoint, convert_release
-from direct_pretrain.checkpoint.release.mapping import (RELEASE_ARCHS, build_table, patch_merging_permutation,
+from direct_pretrain.checkpoint.release.mapping import (RELEASE_ARCHS, build_table, convert_swin_tensor,
                                                         swin_relative_position_index)
 from direct_pretrain.models.backbones import DirectSwinTransformer
 
@@ -100,16 +100,17 @@ def test_without_the_patch_merging_permutation_the_forward_differs(original, con
 
 
 def test_patch_merging_alone_with_odd_input(original):
-    """One PatchMerging, original concatenation vs mmdet's nn.Unfold, on a 7 x 5 token map."""
+    """One PatchMerging, original concatenation vs mmdet's nn.Unfold, on a 7 x 5 token map, with
+    the tensors converted as the converter converts them."""
     merge = OriginalPatchMerging(EMBED).eval()
     _randomize(merge, seed=5)
-    perm = patch_merging_permutation(EMBED)
     ours = PatchMerging(in_channels=EMBED, out_channels=2 * EMBED, stride=2, norm_cfg=dict(type='LN'),
                         bias=False).eval()
     with torch.no_grad():
-        ours.reduction.weight.copy_(merge.reduction.weight[:, perm])
-        ours.norm.weight.copy_(merge.norm.weight[perm])
-        ours.norm.bias.copy_(merge.norm.bias[perm])
+        for name, value in merge.state_dict().items():
+            target, converted = convert_swin_tensor(f'backbone.layers.0.downsample.{name}', value)
+            assert target == f'backbone.stages.0.downsample.{name}'
+            ours.state_dict()[name].copy_(converted)
         x = torch.randn(2, 7 * 5, EMBED, generator=torch.Generator().manual_seed(1))
         ref = merge(x, 7, 5)
         out, hw = ours(x, (7, 5))

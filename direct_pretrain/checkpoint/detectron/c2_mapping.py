@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mmdet.models.backbones.resnet import Bottleneck, ResNet
+from ..mmdet_names import (box_head_layers, fpn_layers, mask_head_layers, resnet_layer, resnet_stem, retina_head_layers,
+                           rpn_layers)
 from .errors import DetectronArchError
 
 __all__ = [
@@ -400,9 +402,14 @@ def _conv(rules: List[Rule], src: str, dst: str, bias: bool = True) -> None:
         rules.append(Rule(f'{src}_b', f'{dst}.bias'))
 
 
+def _norm_tag(norm: str) -> str:
+    """Detectron's (and mmdet ResNet's) name of a backbone norm: ``bn`` for AffineChannel, ``gn``."""
+    return 'bn' if norm == 'affine' else 'gn'
+
+
 def _norm(rules: List[Rule], synths: List[Synth], src: str, dst: str, norm: str) -> None:
     """AffineChannel ``{src}_bn_{s,b}`` -> frozen BN ``dst``; GN ``{src}_gn_{s,b}`` -> GN ``dst``."""
-    tag = 'bn' if norm == 'affine' else 'gn'
+    tag = _norm_tag(norm)
     rules.append(Rule(f'{src}_{tag}_s', f'{dst}.weight'))
     rules.append(Rule(f'{src}_{tag}_b', f'{dst}.bias'))
     if norm == 'affine':
@@ -413,82 +420,76 @@ def _norm(rules: List[Rule], synths: List[Synth], src: str, dst: str, norm: str)
 
 def _res_stage(rules: List[Rule], synths: List[Synth], arch: C2Arch, stage: int, dst: str) -> None:
     """Detectron ``res{stage}`` -> mmdet ResLayer ``dst`` (``layer{stage-1}``)."""
-    norm_tag = 'bn' if arch.norm == 'affine' else 'gn'
-    for block in range(arch.block_counts[stage - 2]):
-        src_block, dst_block = f'res{stage}_{block}', f'{dst}.{block}'
-        for i, branch in enumerate('abc', start=1):
-            _conv(rules, f'{src_block}_branch2{branch}', f'{dst_block}.conv{i}', bias=False)
-            _norm(rules, synths, f'{src_block}_branch2{branch}', f'{dst_block}.{norm_tag}{i}', arch.norm)
-        if block == 0:  # every Detectron stage starts with a projection shortcut
-            _conv(rules, f'{src_block}_branch1', f'{dst_block}.downsample.0', bias=False)
-            _norm(rules, synths, f'{src_block}_branch1', f'{dst_block}.downsample.1', arch.norm)
+    for conv in resnet_layer(dst, arch.block_counts[stage - 2], _norm_tag(arch.norm)):
+        branch = 'branch1' if conv.index == 0 else f'branch2{"abc"[conv.index - 1]}'
+        src = f'res{stage}_{conv.block}_{branch}'
+        _conv(rules, src, conv.conv, bias=False)
+        _norm(rules, synths, src, conv.norm, arch.norm)
 
 
 def _backbone(rules: List[Rule], synths: List[Synth], arch: C2Arch) -> None:
-    prefix = arch.target_prefix
-    norm_tag = 'bn' if arch.norm == 'affine' else 'gn'
-    _conv(rules, 'conv1', f'{prefix}conv1', bias=False)
-    _norm(rules, synths, 'res_conv1' if arch.norm == 'affine' else 'conv1', f'{prefix}{norm_tag}1', arch.norm)
+    stem = resnet_stem(arch.target_prefix, _norm_tag(arch.norm))
+    _conv(rules, 'conv1', stem.conv, bias=False)
+    _norm(rules, synths, 'res_conv1' if arch.norm == 'affine' else 'conv1', stem.norm, arch.norm)
     last_stage = 4 if arch.body == 'c4' else 5
     for stage in range(2, last_stage + 1):
-        _res_stage(rules, synths, arch, stage, f'{prefix}layer{stage - 1}')
+        _res_stage(rules, synths, arch, stage, f'{arch.target_prefix}layer{stage - 1}')
+
+
+def _conv_module(rules: List[Rule], src: str, dst: str, norm: str) -> None:
+    """A conv with an optional GN after it (``{src}_gn_{s,b}``) -> ``ConvModule`` ``dst``."""
+    gn = norm == 'gn'
+    _conv(rules, src, f'{dst}.conv', bias=not gn)
+    if gn:
+        rules.append(Rule(f'{src}_gn_s', f'{dst}.gn.weight'))
+        rules.append(Rule(f'{src}_gn_b', f'{dst}.gn.bias'))
 
 
 def _fpn(rules: List[Rule], arch: C2Arch) -> None:
     """FPN laterals/outputs; the source names carry the last block index of each stage."""
     stages = (3, 4, 5) if arch.detector == 'retinanet' else (2, 3, 4, 5)
-    gn = arch.fpn_norm == 'gn'
+    extra = 2 if arch.detector == 'retinanet' else 0
+    fpn = fpn_layers(len(stages), len(stages) + extra)
     for index, stage in enumerate(stages):
         last = f'res{stage}_{arch.block_counts[stage - 2] - 1}_sum'
         lateral = f'fpn_inner_{last}' if stage == 5 else f'fpn_inner_{last}_lateral'
-        for src, dst in ((lateral, f'neck.lateral_convs.{index}'), (f'fpn_{last}', f'neck.fpn_convs.{index}')):
-            _conv(rules, src, f'{dst}.conv', bias=not gn)
-            if gn:
-                rules.append(Rule(f'{src}_gn_s', f'{dst}.gn.weight'))
-                rules.append(Rule(f'{src}_gn_b', f'{dst}.gn.bias'))
-    if arch.detector == 'retinanet':  # P6 = conv on C5, P7 = conv on relu(P6)
-        _conv(rules, 'fpn_6', f'neck.fpn_convs.{len(stages)}.conv')
-        _conv(rules, 'fpn_7', f'neck.fpn_convs.{len(stages) + 1}.conv')
+        _conv_module(rules, lateral, fpn.laterals[index], arch.fpn_norm)
+        _conv_module(rules, f'fpn_{last}', fpn.outputs[index], arch.fpn_norm)
+    if extra:  # RetinaNet: P6 = conv on C5, P7 = conv on relu(P6)
+        _conv(rules, 'fpn_6', f'{fpn.outputs[len(stages)]}.conv')
+        _conv(rules, 'fpn_7', f'{fpn.outputs[len(stages) + 1]}.conv')
 
 
 def _rpn(rules: List[Rule], arch: C2Arch) -> None:
     level = '_fpn2' if arch.body == 'fpn' else ''  # FPN RPN weights are shared, defined on P2
-    _conv(rules, f'conv_rpn{level}', 'rpn_head.rpn_conv')
-    _conv(rules, f'rpn_cls_logits{level}', 'rpn_head.rpn_cls')
-    _conv(rules, f'rpn_bbox_pred{level}', 'rpn_head.rpn_reg')
+    rpn = rpn_layers()
+    _conv(rules, f'conv_rpn{level}', rpn.conv)
+    _conv(rules, f'rpn_cls_logits{level}', rpn.cls)
+    _conv(rules, f'rpn_bbox_pred{level}', rpn.reg)
 
 
 def _box_head(rules: List[Rule], arch: C2Arch, suffix: str, dst: str) -> None:
-    if arch.box_head == '2fc':
-        _conv(rules, f'fc6{suffix}', f'{dst}.shared_fcs.0')
-        _conv(rules, f'fc7{suffix}', f'{dst}.shared_fcs.1')
-    elif arch.box_head == '4conv1fc':
-        gn = arch.head_norm == 'gn'
-        for i in range(4):
-            _conv(rules, f'head_conv{i + 1}{suffix}', f'{dst}.shared_convs.{i}.conv', bias=not gn)
-            if gn:
-                rules.append(Rule(f'head_conv{i + 1}{suffix}_gn_s', f'{dst}.shared_convs.{i}.gn.weight'))
-                rules.append(Rule(f'head_conv{i + 1}{suffix}_gn_b', f'{dst}.shared_convs.{i}.gn.bias'))
-        _conv(rules, f'fc6{suffix}', f'{dst}.shared_fcs.0')
-    rules.append(Rule(f'cls_score{suffix}_w', f'{dst}.fc_cls.weight', 'cls_bg_last'))
-    rules.append(Rule(f'cls_score{suffix}_b', f'{dst}.fc_cls.bias', 'cls_bg_last'))
+    convs, fcs = {'2fc': (0, 2), '4conv1fc': (4, 1)}.get(arch.box_head, (0, 0))  # res5: the shared head
+    head = box_head_layers(f'{dst}.', convs, fcs)
+    for i, conv in enumerate(head.convs):
+        _conv_module(rules, f'head_conv{i + 1}{suffix}', conv, arch.head_norm)
+    for i, fc in enumerate(head.fcs):
+        _conv(rules, f'fc{6 + i}{suffix}', fc)
+    rules.append(Rule(f'cls_score{suffix}_w', f'{head.cls}.weight', 'cls_bg_last'))
+    rules.append(Rule(f'cls_score{suffix}_b', f'{head.cls}.bias', 'cls_bg_last'))
     bbox_kind = 'bbox_agnostic' if arch.detector == 'cascade_rcnn' else 'bbox_fg'
-    rules.append(Rule(f'bbox_pred{suffix}_w', f'{dst}.fc_reg.weight', bbox_kind))
-    rules.append(Rule(f'bbox_pred{suffix}_b', f'{dst}.fc_reg.bias', bbox_kind))
+    rules.append(Rule(f'bbox_pred{suffix}_w', f'{head.reg}.weight', bbox_kind))
+    rules.append(Rule(f'bbox_pred{suffix}_b', f'{head.reg}.bias', bbox_kind))
 
 
 def _mask_head(rules: List[Rule], arch: C2Arch) -> None:
-    dst = 'roi_head.mask_head'
+    head = mask_head_layers(arch.mask_convs)
     gn = arch.head_norm == 'gn'
-    for i in range(arch.mask_convs):
-        src = f'_mask_fcn{i + 1}' if gn else f'_[mask]_fcn{i + 1}'
-        _conv(rules, src, f'{dst}.convs.{i}.conv', bias=not gn)
-        if gn:
-            rules.append(Rule(f'{src}_gn_s', f'{dst}.convs.{i}.gn.weight'))
-            rules.append(Rule(f'{src}_gn_b', f'{dst}.convs.{i}.gn.bias'))
-    _conv(rules, 'conv5_mask', f'{dst}.upsample')  # ConvTranspose, (in, out, 2, 2) in both
-    rules.append(Rule('mask_fcn_logits_w', f'{dst}.conv_logits.weight', 'mask_fg'))
-    rules.append(Rule('mask_fcn_logits_b', f'{dst}.conv_logits.bias', 'mask_fg'))
+    for i, conv in enumerate(head.convs):
+        _conv_module(rules, f'_mask_fcn{i + 1}' if gn else f'_[mask]_fcn{i + 1}', conv, arch.head_norm)
+    _conv(rules, 'conv5_mask', head.upsample)  # ConvTranspose, (in, out, 2, 2) in both
+    rules.append(Rule('mask_fcn_logits_w', f'{head.logits}.weight', 'mask_fg'))
+    rules.append(Rule('mask_fcn_logits_b', f'{head.logits}.bias', 'mask_fg'))
 
 
 def _keypoint_head(rules: List[Rule], arch: C2Arch) -> None:
@@ -504,13 +505,14 @@ def _keypoint_head(rules: List[Rule], arch: C2Arch) -> None:
 
 
 def _retina_head(rules: List[Rule], arch: C2Arch) -> None:
+    head = retina_head_layers(arch.retina_convs)
     for i in range(arch.retina_convs):  # weights shared over levels, defined on P3
-        _conv(rules, f'retnet_cls_conv_n{i}_fpn3', f'bbox_head.cls_convs.{i}.conv')
-        _conv(rules, f'retnet_bbox_conv_n{i}_fpn3', f'bbox_head.reg_convs.{i}.conv')
-    rules.append(Rule('retnet_cls_pred_fpn3_w', 'bbox_head.retina_cls.weight', 'retina_cls'))
-    rules.append(Rule('retnet_cls_pred_fpn3_b', 'bbox_head.retina_cls.bias', 'retina_cls'))
-    rules.append(Rule('retnet_bbox_pred_fpn3_w', 'bbox_head.retina_reg.weight', 'retina_reg'))
-    rules.append(Rule('retnet_bbox_pred_fpn3_b', 'bbox_head.retina_reg.bias', 'retina_reg'))
+        _conv(rules, f'retnet_cls_conv_n{i}_fpn3', f'{head.cls_convs[i]}.conv')
+        _conv(rules, f'retnet_bbox_conv_n{i}_fpn3', f'{head.reg_convs[i]}.conv')
+    rules.append(Rule('retnet_cls_pred_fpn3_w', f'{head.cls}.weight', 'retina_cls'))
+    rules.append(Rule('retnet_cls_pred_fpn3_b', f'{head.cls}.bias', 'retina_cls'))
+    rules.append(Rule('retnet_bbox_pred_fpn3_w', f'{head.reg}.weight', 'retina_reg'))
+    rules.append(Rule('retnet_bbox_pred_fpn3_b', f'{head.reg}.bias', 'retina_reg'))
 
 
 def build_mapping(arch: C2Arch) -> MappingTable:

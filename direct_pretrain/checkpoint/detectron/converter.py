@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ...structures.keypoints import bilinear_upsample_kernel
-from ..conversion_report import ConversionReport, ConvertedEntry, Shape, target_shapes
+from ..conversion_report import ConversionReport, ConvertedEntry, Shape
 from .c2_mapping import (KEYPOINT_FIXED_BLOBS, KNOWN_LEFTOVERS, C2Arch, MappingTable, build_mapping, infer_arch,
                          parse_arch, unsupported_reason)
 from .errors import DetectronArchError, MappingConflictError, MissingTargetError, ShapeMismatchError, UnmappedBlobsError
@@ -206,20 +206,6 @@ def plan_conversion(shapes: Mapping[str, Sequence[int]], arch: C2Arch,
     return table, report, perm
 
 
-def _compare_with_target(report: ConversionReport, target: Union[nn.Module, Mapping[str, Any]]) -> None:
-    expected = target_shapes(target)
-    produced = {e.target: e.shape for e in report.converted + report.synthesized}
-    table_missing = {m.split(' ')[0] for m in report.missing_target}
-    for key, shape in expected.items():
-        if key not in produced:
-            if key not in table_missing:
-                report.missing_target.append(f'{key} (in the target model, not in the {report.arch["name"]} table)')
-        elif produced[key] != shape:
-            report.shape_mismatches.append(f'{key}: converted {produced[key]} from {report.source_of[key]} vs '
-                                           f'target {shape}')
-    report.unexpected_target = sorted(set(produced) - set(expected))
-
-
 def _check_fixed_blobs(blobs: DetectronBlobs, names: Sequence[str]) -> None:
     """Keypoint R-CNN's ``kps_score_w/b`` must be the bilinear kernel the head reproduces."""
     if 'kps_score_w' in names:
@@ -287,7 +273,7 @@ def convert_detectron(source: Union[str, BinaryIO, DetectronBlobs, Dict[str, Any
     report.momentum_dropped = list(blobs.momentum)
     _check_fixed_blobs(blobs, report.fixed_blobs)
     if target is not None:
-        _compare_with_target(report, target)
+        report.compare_with_target(target)
 
     if report.shape_mismatches:
         raise ShapeMismatchError(f'{blobs.source}: converted shapes differ from the target model '

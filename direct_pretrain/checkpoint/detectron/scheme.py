@@ -9,10 +9,12 @@ CLI. The architecture is inferred from the blobs; when that is ambiguous, or a f
 needs ``--allow-unused``/``--allow-missing``, convert it once with
 ``tools/convert_detectron.py`` and load the ``.pth`` instead.
 
-It is a sibling of the weights-only local loader in :mod:`.safe_load`.
+It is a sibling of the weights-only local loader in :mod:`direct_pretrain.runtime.safe_load`.
 """
 import logging
 from typing import Any, Dict
+
+from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..uri import DETECTRON_PREFIX, parse_checkpoint_uri
 from .converter import convert_detectron
@@ -40,6 +42,5 @@ def load_from_detectron(filename: str, map_location: Any = None) -> Dict[str, An
 
 def register_detectron_scheme() -> None:
     """Register ``detectron://`` with mmengine's ``CheckpointLoader``. Idempotent."""
-    from mmengine.runner.checkpoint import CheckpointLoader
     if CheckpointLoader._schemes.get(DETECTRON_PREFIX) is not load_from_detectron:
         CheckpointLoader.register_scheme(prefixes=DETECTRON_PREFIX, loader=load_from_detectron, force=True)

@@ -9,7 +9,7 @@ only warn about a wrong name and keep random weights.
 
 The path is the Detectron one's: read (:func:`read_release_checkpoint`: weights-only,
 meta kept or dropped with a log line) -> infer the row from the keys
-(:func:`~.release_mapping.infer_arch`) -> plan (every key through the row's explicit table,
+(:func:`~.mapping.infer_arch`) -> plan (every key through the row's explicit table,
 shapes checked, one-to-one) -> apply, with a :class:`ReleaseConversionReport` that lists
 converted, regenerated, unused source, missing / unexpected target keys, shape
 mismatches, the source of every target key and every meaning-changing edit (Swin
@@ -21,7 +21,7 @@ Meta: everything the release's code writes (config text, ``CLASSES``, ``mmdet_ve
 ``meta['release_meta']`` and ``CLASSES`` becomes mmdet 3.x's ``meta['dataset_meta']['classes']``.
 The optimizer state and apex's ``amp`` loss-scaler state are dropped (a fine-tune or a test
 builds its own), with one log line saying what. A file that references any type outside
-the allow-list is refused (:class:`~.safe_load.UnsafeCheckpointError`, naming the type),
+the allow-list is refused (:class:`~direct_pretrain.errors.UnsafeCheckpointError`, naming the type),
 nothing executed.
 """
 import logging
@@ -34,10 +34,10 @@ import torch
 from torch import nn
 
 from ...runtime.safe_load import safe_torch_load
-from ..conversion_report import ConversionReport, ConvertedEntry, Shape, target_shapes
+from ..conversion_report import ConversionReport, ConvertedEntry, Shape
 from .errors import ReleaseArchError, ReleaseConversionError, ReleaseFormatError, ReleaseKeysError, ReleaseShapeError
-from .mapping import (ARCH_NAMES, RELEASE_ARCHS, RELEASE_ROWS, KeyRule, ReleaseArch, build_table, describe_release_meta,
-                      infer_arch, patch_merging_permutation, row_for, swin_relative_position_index, swin_window_size)
+from .mapping import (ARCH_NAMES, RELEASE_ARCHS, RELEASE_ROWS, KeyRule, ReleaseArch, build_table, convert_swin_tensor,
+                      describe_release_meta, infer_arch, row_for, swin_relative_position_index, swin_window_size)
 
 __all__ = ['ReleaseCheckpoint', 'ReleaseConversionReport', 'read_release_checkpoint', 'convert_release',
            'release_checkpoint_dict']
@@ -166,10 +166,8 @@ def _planned_shape(rule: KeyRule, shape: Shape, state: Mapping[str, torch.Tensor
 
 
 def _apply(rule: KeyRule, value: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    if rule.kind == 'merge_reduction':
-        return value[:, patch_merging_permutation(value.shape[1] // 4)].contiguous()
-    if rule.kind == 'merge_norm':
-        return value[patch_merging_permutation(value.shape[0] // 4)].contiguous()
+    if rule.kind in ('merge_reduction', 'merge_norm'):
+        return convert_swin_tensor(rule.source, value)[1]  # mmdet's PatchMerging correction
     if rule.kind == 'index':
         table_key = rule.source.replace('relative_position_index', 'relative_position_bias_table')
         return swin_relative_position_index(swin_window_size(tuple(state[table_key].shape), table_key))
@@ -179,9 +177,10 @@ def _apply(rule: KeyRule, value: torch.Tensor, state: Mapping[str, torch.Tensor]
 def _edit(rule: KeyRule, shape: Shape) -> Optional[str]:
     if rule.kind == 'merge_reduction':
         return (f'{rule.source} {shape} -> {rule.target}: input columns permuted from the original PatchMerging '
-                'order [x(0,0), x(1,0), x(0,1), x(1,1)] x C to mmdet nn.Unfold order C x [(0,0), (0,1), (1,0), (1,1)]')
+                'order [x(0,0), x(1,0), x(0,1), x(1,1)] x C to mmdet nn.Unfold order C x [(0,0), (0,1), (1,0), (1,1)] '
+                '(mmdet swin_converter)')
     if rule.kind == 'merge_norm':
-        return f'{rule.source} {shape} -> {rule.target}: entries permuted to mmdet nn.Unfold order'
+        return f'{rule.source} {shape} -> {rule.target}: entries permuted to mmdet nn.Unfold order (mmdet swin_converter)'
     return None
 
 
@@ -225,7 +224,7 @@ def convert_release(source: Union[str, ReleaseCheckpoint],
     targets = [r.target for r in rules]
     sources = [r.source for r in rules]
     if len(set(targets)) != len(targets) or len(set(sources)) != len(sources):
-        raise ReleaseConversionError(f'the {arch.name} table is not one-to-one (a bug in release_mapping)')
+        raise ReleaseConversionError(f'the {arch.name} table is not one-to-one (a bug in release/mapping.py)')
     planned: List[Tuple[KeyRule, ConvertedEntry]] = []
     for rule in rules:
         if rule.source not in state:
@@ -243,16 +242,7 @@ def convert_release(source: Union[str, ReleaseCheckpoint],
     report.unused_source = sorted(set(state) - set(sources))
 
     if target is not None:
-        expected = target_shapes(target)
-        produced = {e.target: e.shape for _, e in planned}
-        for key, shape in expected.items():
-            if key not in produced:
-                if not any(m.startswith(key + ' ') for m in report.missing_target):
-                    report.missing_target.append(f'{key} (in the target model, not in the {arch.name} table)')
-            elif produced[key] != shape:
-                report.shape_mismatches.append(f'{key}: converted {produced[key]} from {report.source_of[key]} vs '
-                                               f'target {shape}')
-        report.unexpected_target = sorted(set(produced) - set(expected))
+        report.compare_with_target(target)
 
     if report.shape_mismatches:
         raise ReleaseShapeError(f'{ckpt.source}: converted shapes differ from the target model '

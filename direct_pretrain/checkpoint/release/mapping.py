@@ -15,21 +15,24 @@ What the tables say, and where it comes from:
   MMDetection 3.3 (``rpn_head.rpn_conv``, ``roi_head.bbox_head.shared_convs.N.conv``,
   ``roi_head.mask_head.upsample``, ``bbox_head.retina_cls``, ...; background is the last
   ``fc_cls`` row in both), so their rules are copies - written out per component so that
-  each name is checked and a missing component is named.
+  each name is checked and a missing component is named. The names come from
+  :mod:`..mmdet_names`, which the Detectron tables use too.
 * **Swin-T** is the original Swin-Transformer-Object-Detection backbone that the release
   vendors (``modules/swin_transformer.py``): ``layers.N.blocks.M.{norm1, attn.qkv,
   attn.proj, attn.relative_position_bias_table, attn.relative_position_index, norm2,
   mlp.fc1, mlp.fc2}``, ``layers.N.downsample.{reduction, norm}``, ``patch_embed.proj``,
-  ``patch_embed.norm`` and output norms ``norm0..3``. MMDetection 3.3's ``SwinTransformer``
-  names them ``stages.N.blocks.M.{..., attn.w_msa.*, ffn.layers.0.0, ffn.layers.1}`` and
-  ``patch_embed.projection``.
+  ``patch_embed.norm`` and output norms ``norm0..3`` - listed here key by key, as mmdet
+  ships no original Swin. Their mmdet 3.3 names (``stages.N.blocks.M.{..., attn.w_msa.*,
+  ffn.layers.0.0, ffn.layers.1}``, ``patch_embed.projection``) are the ones mmdet's own
+  converter of original Swin checkpoints gives (``mmdet.models.backbones.swin.swin_converter``,
+  also ``tools/model_converters/swinv1_to_mmdet.py``), asked key by key when the table is built.
 * **PatchMerging channel order**: the original concatenates the 2 x 2 neighbours as
   ``[x(0,0), x(1,0), x(0,1), x(1,1)]`` (row offset first) blocks of C channels; mmdet's
   ``nn.Unfold(kernel_size=2)`` emits channel ``c * 4 + (2 * row + col)``. The reduction
-  weight's input columns and the preceding LayerNorm's 4C weight and bias are permuted
-  accordingly (:func:`patch_merging_permutation`).
-* **relative_position_index** buffers are regenerated from the window size (the
-  original's construction, :func:`swin_relative_position_index`), never copied.
+  weight's input columns and the preceding LayerNorm's 4C weight and bias are corrected by
+  that same ``swin_converter`` (:func:`convert_swin_tensor`).
+* **relative_position_index** buffers are regenerated from the window size - the buffer
+  mmdet's ``WindowMSA`` builds (:func:`swin_relative_position_index`) - never copied.
 
 Stage (pre-trained / fine-tuned) and schedule (P1x / P3x) are not in the keys; they are
 read from the checkpoint's ``meta`` when it says (:func:`describe_release_meta`).
@@ -37,16 +40,21 @@ read from the checkpoint's ``meta`` when it says (:func:`describe_release_meta`)
 import logging
 import math
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .errors import ReleaseArchError, ReleaseFormatError, ReleaseShapeError
+from mmdet.models.backbones.swin import WindowMSA, swin_converter
+from ..mmdet_names import (BN_PARAMS, WEIGHT_BIAS, box_head_layers, fpn_layers, mask_head_layers, resnet_layer,
+                           resnet_stem, retina_head_layers, rpn_layers)
+from .errors import ReleaseArchError, ReleaseConversionError, ReleaseFormatError, ReleaseShapeError
 
 __all__ = [
     'ARCH_NAMES', 'ReleaseArch', 'KeyRule', 'ReleaseRow', 'RELEASE_ROWS', 'RELEASE_ARCHS', 'build_table',
-    'infer_arch', 'describe_release_meta', 'patch_merging_permutation', 'swin_relative_position_index',
+    'infer_arch', 'describe_release_meta', 'convert_swin_tensor', 'swin_relative_position_index',
     'swin_window_size', 'row_for'
 ]
 
@@ -54,9 +62,6 @@ logger = logging.getLogger(__name__)
 
 #: ``--arch`` values: the five distinct model layouts of the 7 published rows.
 ARCH_NAMES: Tuple[str, ...] = ('retinanet', 'faster', 'cascade', 'mask', 'mask-swin')
-
-_BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
-_WB = ('weight', 'bias')
 
 
 @dataclass(frozen=True)
@@ -215,94 +220,103 @@ class KeyRule:
     kind: str = 'copy'
 
 
-# --- R-50-FPN components (mmdet 2.x names == mmdet 3.3 names) -----------------------------
+# --- R-50-FPN components (mmdet 2.x names == mmdet 3.3 names, from ..mmdet_names) --------
 
 def _copies(names: Iterable[str]) -> List[KeyRule]:
     return [KeyRule(name, name) for name in names]
 
 
+def _conv_modules(paths: Iterable[str]) -> List[str]:
+    """Weight and bias of the conv inside each ``ConvModule`` (no norm in these heads)."""
+    return [f'{path}.conv.{p}' for path in paths for p in WEIGHT_BIAS]
+
+
+def _layers(paths: Iterable[str]) -> List[str]:
+    return [f'{path}.{p}' for path in paths for p in WEIGHT_BIAS]
+
+
 def _resnet(prefix: str, blocks: Sequence[int]) -> List[str]:
-    names = [f'{prefix}conv1.weight'] + [f'{prefix}bn1.{p}' for p in _BN]
+    convs = [resnet_stem(prefix)]
     for stage, count in enumerate(blocks, start=1):
-        for block in range(count):
-            base = f'{prefix}layer{stage}.{block}.'
-            for i in (1, 2, 3):
-                names.append(f'{base}conv{i}.weight')
-                names += [f'{base}bn{i}.{p}' for p in _BN]
-            if block == 0:
-                names.append(f'{base}downsample.0.weight')
-                names += [f'{base}downsample.1.{p}' for p in _BN]
-    return names
+        convs += resnet_layer(f'{prefix}layer{stage}', count)
+    return [name for conv in convs for name in [f'{conv.conv}.weight'] + [f'{conv.norm}.{p}' for p in BN_PARAMS]]
 
 
-def _fpn(prefix: str, laterals: int, outputs: int) -> List[str]:
-    names = [f'{prefix}lateral_convs.{i}.conv.{p}' for i in range(laterals) for p in _WB]
-    return names + [f'{prefix}fpn_convs.{i}.conv.{p}' for i in range(outputs) for p in _WB]
-
-
-def _rpn(prefix: str) -> List[str]:
-    return [f'{prefix}{layer}.{p}' for layer in ('rpn_conv', 'rpn_cls', 'rpn_reg') for p in _WB]
+def _fpn(laterals: int, outputs: int) -> List[str]:
+    fpn = fpn_layers(laterals, outputs)
+    return _conv_modules(fpn.laterals + fpn.outputs)
 
 
 def _box_head(prefix: str, convs: int, fcs: int) -> List[str]:
-    names = [f'{prefix}shared_convs.{i}.conv.{p}' for i in range(convs) for p in _WB]
-    names += [f'{prefix}shared_fcs.{i}.{p}' for i in range(fcs) for p in _WB]
-    return names + [f'{prefix}{layer}.{p}' for layer in ('fc_cls', 'fc_reg') for p in _WB]
+    head = box_head_layers(prefix, convs, fcs)
+    return _conv_modules(head.convs) + _layers(head.fcs + [head.cls, head.reg])
 
 
-def _mask_head(prefix: str, convs: int) -> List[str]:
-    names = [f'{prefix}convs.{i}.conv.{p}' for i in range(convs) for p in _WB]
-    return names + [f'{prefix}{layer}.{p}' for layer in ('upsample', 'conv_logits') for p in _WB]
+def _mask_head(convs: int) -> List[str]:
+    head = mask_head_layers(convs)
+    return _conv_modules(head.convs) + _layers([head.upsample, head.logits])
 
 
-def _retina_head(prefix: str, convs: int) -> List[str]:
-    names = [f'{prefix}{tower}.{i}.conv.{p}' for tower in ('cls_convs', 'reg_convs') for i in range(convs) for p in _WB]
-    return names + [f'{prefix}{layer}.{p}' for layer in ('retina_cls', 'retina_reg') for p in _WB]
+def _retina_head(convs: int) -> List[str]:
+    head = retina_head_layers(convs)
+    return _conv_modules(head.cls_convs + head.reg_convs) + _layers([head.cls, head.reg])
 
 
 # --- Swin-T: original Swin-Transformer-Object-Detection -> mmdet 3.3 SwinTransformer -------
 
-def _swin(depths: Sequence[int]) -> List[KeyRule]:
-    rules = [KeyRule(f'backbone.patch_embed.proj.{p}', f'backbone.patch_embed.projection.{p}') for p in _WB]
-    rules += _copies(f'backbone.patch_embed.norm.{p}' for p in _WB)
-    block_parts = (('norm1', 'norm1'), ('attn.qkv', 'attn.w_msa.qkv'), ('attn.proj', 'attn.w_msa.proj'),
-                   ('norm2', 'norm2'), ('mlp.fc1', 'ffn.layers.0.0'), ('mlp.fc2', 'ffn.layers.1'))
+#: Shapes that stand for a tensor while mmdet's converter only renames (meta device, no data):
+#: PatchMerging reduction (out, 4C) and norm (4C,) are reshaped by it, the rest only renamed.
+_PLACEHOLDER_SHAPES = {'merge_reduction': (1, 4), 'merge_norm': (4, )}
+
+
+def _original_swin_keys(depths: Sequence[int]) -> List[Tuple[str, str]]:
+    """``(key, kind)`` of every tensor of the original Swin backbone (the release's
+    ``modules/swin_transformer.py``), without ``backbone.``, in state-dict order."""
+    keys = [(f'patch_embed.{layer}.{p}', 'copy') for layer in ('proj', 'norm') for p in WEIGHT_BIAS]
     for stage, depth in enumerate(depths):
-        src_stage, dst_stage = f'backbone.layers.{stage}.', f'backbone.stages.{stage}.'
         for block in range(depth):
-            src, dst = f'{src_stage}blocks.{block}.', f'{dst_stage}blocks.{block}.'
-            rules.append(KeyRule(src + 'attn.relative_position_bias_table',
-                                 dst + 'attn.w_msa.relative_position_bias_table'))
-            rules.append(KeyRule(src + 'attn.relative_position_index', dst + 'attn.w_msa.relative_position_index',
-                                 'index'))
-            rules += [KeyRule(f'{src}{a}.{p}', f'{dst}{b}.{p}') for a, b in block_parts for p in _WB]
+            base = f'layers.{stage}.blocks.{block}.'
+            keys += [(base + 'attn.relative_position_bias_table', 'copy'),
+                     (base + 'attn.relative_position_index', 'index')]
+            keys += [(f'{base}{part}.{p}', 'copy') for part in ('norm1', 'attn.qkv', 'attn.proj', 'norm2', 'mlp.fc1',
+                                                                 'mlp.fc2') for p in WEIGHT_BIAS]
         if stage < len(depths) - 1:
-            rules.append(KeyRule(src_stage + 'downsample.reduction.weight', dst_stage + 'downsample.reduction.weight',
-                                 'merge_reduction'))
-            rules += [KeyRule(f'{src_stage}downsample.norm.{p}', f'{dst_stage}downsample.norm.{p}', 'merge_norm')
-                      for p in _WB]
-    rules += _copies(f'backbone.norm{i}.{p}' for i in range(len(depths)) for p in _WB)
-    return rules
+            keys.append((f'layers.{stage}.downsample.reduction.weight', 'merge_reduction'))
+            keys += [(f'layers.{stage}.downsample.norm.{p}', 'merge_norm') for p in WEIGHT_BIAS]
+    return keys + [(f'norm{i}.{p}', 'copy') for i in range(len(depths)) for p in WEIGHT_BIAS]
+
+
+@lru_cache(maxsize=None)
+def _swin(depths: Tuple[int, ...]) -> Tuple[KeyRule, ...]:
+    """Every original key and the name mmdet's own ``swin_converter`` gives it."""
+    originals = _original_swin_keys(depths)
+    placeholders = OrderedDict((key, torch.empty(_PLACEHOLDER_SHAPES.get(kind, (1, )), device='meta'))
+                               for key, kind in originals)
+    renamed = list(swin_converter(placeholders))
+    if len(renamed) != len(originals):
+        raise ReleaseConversionError(f'mmdet swin_converter returned {len(renamed)} keys for {len(originals)} '
+                                     'original Swin keys; this mmdet version renames differently')
+    return tuple(KeyRule(f'backbone.{key}', target, kind) for (key, kind), target in zip(originals, renamed))
 
 
 def build_table(arch: ReleaseArch) -> List[KeyRule]:
     """Every key of ``arch``'s release checkpoint and its MMDetection 3.3 name."""
     if arch.swin:
-        rules = _swin(arch.swin_depths)
-        rules += _copies(_fpn('neck.', 4, 4))
+        rules = list(_swin(tuple(arch.swin_depths)))
+        rules += _copies(_fpn(4, 4))
     else:
         rules = _copies(_resnet('backbone.', arch.resnet_blocks))
-        rules += _copies(_fpn('neck.', 3, 5) if arch.name == 'retinanet' else _fpn('neck.', 4, 4))
+        rules += _copies(_fpn(3, 5) if arch.name == 'retinanet' else _fpn(4, 4))
     if arch.name == 'retinanet':
-        return rules + _copies(_retina_head('bbox_head.', arch.retina_convs))
-    rules += _copies(_rpn('rpn_head.'))
+        return rules + _copies(_retina_head(arch.retina_convs))
+    rules += _copies(_layers(rpn_layers()))
     if arch.name == 'cascade':
         for stage in range(arch.cascade_stages):
             rules += _copies(_box_head(f'roi_head.bbox_head.{stage}.', arch.box_convs, arch.box_fcs))
         return rules
     rules += _copies(_box_head('roi_head.bbox_head.', arch.box_convs, arch.box_fcs))
     if arch.name in ('mask', 'mask-swin'):
-        rules += _copies(_mask_head('roi_head.mask_head.', arch.mask_convs))
+        rules += _copies(_mask_head(arch.mask_convs))
     return rules
 
 
@@ -343,23 +357,17 @@ def infer_arch(keys: Iterable[str], source: str = '<memory>') -> ReleaseArch:
 
 # --- Swin tensors ------------------------------------------------------------------------
 
-#: Offsets (row, col) of the original PatchMerging blocks, in concatenation order.
-_ORIGINAL_MERGE_ORDER: Tuple[Tuple[int, int], ...] = ((0, 0), (1, 0), (0, 1), (1, 1))
+def convert_swin_tensor(source: str, value: torch.Tensor) -> Tuple[str, torch.Tensor]:
+    """``(name, tensor)`` of one original Swin backbone tensor as mmdet's ``swin_converter``
+    converts it: PatchMerging ``downsample.reduction`` weight columns and ``downsample.norm``
+    entries permuted from the original concatenation order to ``nn.Unfold``'s; others renamed.
 
-
-def patch_merging_permutation(channels: int) -> List[int]:
-    """``perm[m]`` = original merged channel that feeds mmdet's merged channel ``m``.
-
-    Original: channel ``k * C + c`` is channel ``c`` of the neighbour at
-    ``_ORIGINAL_MERGE_ORDER[k]``. mmdet (``nn.Unfold``, kernel 2, row-major kernel
-    positions): channel ``c * 4 + 2 * row + col``.
+    Args:
+        source (str): The release key (``backbone.layers.N...``).
+        value (Tensor): Its tensor.
     """
-    perm = []
-    for c in range(channels):
-        for row in (0, 1):
-            for col in (0, 1):
-                perm.append(_ORIGINAL_MERGE_ORDER.index((row, col)) * channels + c)
-    return perm
+    (name, converted), = swin_converter({source[len('backbone.'):]: value}).items()
+    return name, converted.contiguous()
 
 
 def swin_window_size(bias_table_shape: Sequence[int], key: str = 'relative_position_bias_table') -> int:
@@ -371,17 +379,15 @@ def swin_window_size(bias_table_shape: Sequence[int], key: str = 'relative_posit
     return (side + 1) // 2
 
 
-def swin_relative_position_index(window_size: int) -> torch.Tensor:
-    """The original Swin's relative position index of a ``w x w`` window, ``(w*w, w*w)`` int64.
+@lru_cache(maxsize=None)
+def _relative_position_index(window_size: int) -> torch.Tensor:
+    return WindowMSA(embed_dims=1, num_heads=1, window_size=(window_size, window_size)).relative_position_index
 
-    For tokens ``i``, ``j`` at ``(y, x)`` positions: ``(dy + w - 1) * (2w - 1) + (dx + w - 1)``
-    with ``(dy, dx) = pos_i - pos_j`` - the row of the bias table that the pair uses.
-    """
-    w = int(window_size)
-    ys, xs = torch.meshgrid(torch.arange(w), torch.arange(w), indexing='ij')
-    coords = torch.stack([ys.flatten(), xs.flatten()])  # 2, w*w
-    rel = (coords[:, :, None] - coords[:, None, :]) + (w - 1)  # 2, w*w, w*w
-    return (rel[0] * (2 * w - 1) + rel[1]).to(torch.int64)
+
+def swin_relative_position_index(window_size: int) -> torch.Tensor:
+    """The relative position index of a ``w x w`` window, ``(w*w, w*w)`` int64: the buffer
+    mmdet's ``WindowMSA`` builds (equal to the original Swin's; the tests check both)."""
+    return _relative_position_index(int(window_size)).clone()
 
 
 # --- meta --------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ with the tool and loaded as plain ``.pth``. A sibling of ``detectron://``.
 import logging
 from typing import Any, Dict
 
+from mmengine.runner.checkpoint import CheckpointLoader
+
 from ..uri import RELEASE_PREFIX, parse_checkpoint_uri
 from .converter import convert_release, read_release_checkpoint, release_checkpoint_dict
 
@@ -39,6 +41,5 @@ def load_from_release(filename: str, map_location: Any = None) -> Dict[str, Any]
 
 def register_release_scheme() -> None:
     """Register ``direct-release://`` with mmengine's ``CheckpointLoader``. Idempotent."""
-    from mmengine.runner.checkpoint import CheckpointLoader
     if CheckpointLoader._schemes.get(RELEASE_PREFIX) is not load_from_release:
         CheckpointLoader.register_scheme(prefixes=RELEASE_PREFIX, loader=load_from_release, force=True)
