@@ -5,8 +5,10 @@ other code runs: mmcv's CUDA kernels (RoIAlign, NMS), the fused kernel path of
 ``SyncBNAnyBackend``, native AMP, cuDNN. A GPU is lent rarely and briefly, so a single
 command has to answer everything at once and leave a machine-readable record:
 
-* ``environment``: GPU, driver, torch / mmcv / mmengine / mmdet versions, whether mmcv was
-  compiled with CUDA ops, whether the torchvision fallback is on;
+* ``environment``: mmcv's ``collect_env`` (mmengine's plus mmcv and the CUDA version its ops
+  were compiled with) in the summary's keys, and what it lacks: GPU properties and driver,
+  mmdet and package versions, whether mmcv has CUDA kernels, whether the torchvision fallback
+  is on;
 * ``correctness`` (:mod:`direct_pretrain.analysis_tools.op_checks`): mmcv ``RoIAlign`` (forward and
   input gradient) and ``nms`` on CUDA against mmcv's CPU kernels on the same random inputs,
   for the settings the configs use; the torchvision fallback
@@ -16,8 +18,10 @@ command has to answer everything at once and leave a machine-readable record:
 * ``throughput``: train images/s and peak memory of the zoo's configs per precision and
   memory format (:mod:`direct_pretrain.analysis_tools.train_throughput`), the AMP speed-up against the
   goal of the issue (>= 1.8x for the pretrain stage) and the 11 GB claim;
-* ``training``: the toy chain's pretrain and fine-tune stages for a few iterations through
-  the real train entry point, then its test entry point with ``--eval bbox segm``.
+* ``training``: the toy chain's pretrain and fine-tune stages for one short epoch each, then
+  its test stage with ``--eval bbox segm``, run by the chain's own stage runners
+  (:func:`~direct_pretrain.chain.run_train_stage`, :func:`~direct_pretrain.chain.run_test_stage`)
+  on a toy set generated under the work dir and passed as ``--data-root``.
 
 Dry run (``dry_run=True``, for machines without a GPU and for the test suite): every model
 is still built from its config and takes one train step on CPU at a reduced size, the
@@ -29,20 +33,32 @@ so a GPU machine whose torch cannot see its GPU never reports an empty success.
 """
 import copy
 import datetime
-import importlib
-import json
 import logging
 import math
 import os
 import os.path as osp
 import platform
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmcv.utils import collect_env
+from mmengine.config import Config
+
+import mmdet
+from ..chain import StageProgress, estimate_train_cost, run_test_stage, run_train_stage, tool_command
+from ..chain.terminal import STAGE_LOG
+from ..config import final_checkpoint_name, iter_leaf_datasets, load_config, resolve_config_path
+from ..datasets import generate_toy_coco, toy_coco_is_complete
+from ..errors import ConfigInputError
+from ..runtime.torchvision_cuda_ops import (CONFIG_KEY as TORCHVISION_CUDA_OPS_KEY, enable_torchvision_cuda_ops,
+                                            mmcv_has_cuda_ops, setup_torchvision_cuda_ops, torchvision_cuda_ops_enabled)
+from ..version import __version__
+from .op_checks import run_correctness
+from .stage_cost import train_canvas
+from .train_throughput import PRECISIONS, ThroughputResult, measure_train_throughput, speedups
 
 __all__ = [
     'SCHEMA_VERSION', 'BenchmarkSpec', 'BENCHMARKS', 'GpuCheckInputError', 'GpuCheckOptions', 'collect_environment',
@@ -55,8 +71,7 @@ SCHEMA_VERSION = 1
 AMP_SPEEDUP_GOAL = 1.8
 TOY_PRETRAIN = 'toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'
 TOY_FINETUNE = 'toy/mask-rcnn_r18_fpn_1xb2-direct-finetune_toy.py'
-TRAIN_MODULE = 'direct_pretrain.cli.train'
-TEST_MODULE = 'direct_pretrain.cli.test'
+TEST_METRICS = ('bbox', 'segm')
 
 
 class GpuCheckInputError(ValueError):
@@ -112,11 +127,10 @@ class GpuCheckOptions:
             Defaults to 'work_dirs/gpu_check'.
         pretrain_images (int): Training images of the short pretrain stage. Defaults to 40.
         finetune_images (int): Training images of the short fine-tune stage. Defaults to 20.
-        train_timeout_s (int): Limit of each training / test process. Defaults to 900.
         torchvision_cuda_ops (bool): Route mmcv's nms / RoIAlign on CUDA to torchvision in
-            this process even where mmcv has CUDA ops, and set ``DP_TORCHVISION_CUDA_OPS=1``
-            for the training processes (routed there when mmcv lacks CUDA ops).
-            Defaults to False.
+            this process even where mmcv has CUDA ops, and set the config key
+            ``torchvision_cuda_ops=True`` for the training stages (routed there when mmcv
+            lacks CUDA ops). Defaults to False.
         seed (int): Seed of inputs and random init. Defaults to 0.
     """
     dry_run: bool = False
@@ -130,13 +144,11 @@ class GpuCheckOptions:
     work_dir: str = 'work_dirs/gpu_check'
     pretrain_images: int = 40
     finetune_images: int = 20
-    train_timeout_s: int = 900
     torchvision_cuda_ops: bool = False
     seed: int = 0
 
     def validate(self) -> None:
         """Raise :class:`GpuCheckInputError` naming the first bad option."""
-        from .train_throughput import PRECISIONS
         unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
         if unknown or not self.benchmarks:
             raise GpuCheckInputError(f'unknown benchmark {unknown[0] if unknown else "(none given)"!r}; '
@@ -144,7 +156,7 @@ class GpuCheckOptions:
         bad = [p for p in self.precisions or () if p not in PRECISIONS]
         if bad:
             raise GpuCheckInputError(f'unknown precision {bad[0]!r}; choose from {", ".join(PRECISIONS)}')
-        for name in ('warmup', 'steps', 'dry_size', 'pretrain_images', 'finetune_images', 'train_timeout_s'):
+        for name in ('warmup', 'steps', 'dry_size', 'pretrain_images', 'finetune_images'):
             value = getattr(self, name)
             minimum = 0 if name == 'warmup' else 1
             if not isinstance(value, int) or value < minimum:
@@ -154,13 +166,6 @@ class GpuCheckOptions:
 
 
 # ---------------------------------------------------------------------------- environment
-def _version(module: str) -> Optional[str]:
-    try:
-        return getattr(importlib.import_module(module), '__version__', None)
-    except Exception:  # a missing or broken package is reported as None
-        return None
-
-
 def _nvidia_driver() -> Optional[str]:
     try:
         out = subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'],
@@ -171,21 +176,21 @@ def _nvidia_driver() -> Optional[str]:
 
 
 def collect_environment() -> Dict[str, Any]:
-    """Versions, the GPU and the state of mmcv's CUDA ops and of the torchvision fallback."""
-    from ..runtime.torchvision_cuda_ops import mmcv_has_cuda_ops, torchvision_cuda_ops_enabled
+    """Versions, the GPU and the state of mmcv's CUDA ops and of the torchvision fallback.
+
+    The versions come from mmcv's ``collect_env`` (mmengine's, plus mmcv and the CUDA version
+    mmcv's ops were compiled with); added here is what it lacks: platform, CPU count, torch's
+    CUDA and cuDNN, mmdet and package versions, GPU capability, memory and driver, and the
+    state of mmcv's CUDA kernels and of the torchvision route.
+    """
+    base = collect_env()
     env: Dict[str, Any] = dict(
-        python=platform.python_version(), platform=platform.platform(), cpu_count=os.cpu_count(),
-        torch=torch.__version__, torch_cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-        torchvision=_version('torchvision'), mmcv=_version('mmcv'), mmengine=_version('mmengine'),
-        mmdet=_version('mmdet'), direct_pretrain=_version('direct_pretrain'))
-    try:
-        from mmcv.ops import get_compiling_cuda_version
-        env['mmcv_compiling_cuda'] = str(get_compiling_cuda_version())
-    except ImportError as error:
-        env['mmcv_compiling_cuda'] = f'mmcv.ops not importable: {error}'
-    env['mmcv_cuda_ops'] = mmcv_has_cuda_ops()
-    env['torchvision_cuda_ops_enabled'] = torchvision_cuda_ops_enabled()
-    env['cuda_available'] = torch.cuda.is_available()
+        python=base['Python'].split()[0], platform=platform.platform(), cpu_count=os.cpu_count(),
+        torch=base['PyTorch'], torch_cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+        torchvision=base.get('TorchVision'), mmcv=base['MMCV'], mmengine=base['MMEngine'], mmdet=mmdet.__version__,
+        direct_pretrain=__version__, mmcv_compiling_cuda=str(base['MMCV CUDA Compiler']),
+        mmcv_cuda_ops=mmcv_has_cuda_ops(), torchvision_cuda_ops_enabled=torchvision_cuda_ops_enabled(),
+        cuda_available=bool(base['CUDA available']))
     env['gpu_count'] = torch.cuda.device_count() if env['cuda_available'] else 0
     env['gpu_name'] = env['gpu_capability'] = env['gpu_memory_mib'] = env['driver'] = None
     if env['cuda_available']:
@@ -223,8 +228,6 @@ def _shrink_for_dry_run(node: Any) -> None:
 
 
 def _config_path(name: str) -> str:
-    from ..config.paths import resolve_config_path
-    from ..errors import ConfigInputError
     try:
         return resolve_config_path(name)
     except ConfigInputError as error:
@@ -233,10 +236,6 @@ def _config_path(name: str) -> str:
 
 def run_throughput(options: GpuCheckOptions) -> List[dict]:
     """Time every variant of the selected benchmarks (one dry CPU step each in a dry run)."""
-    from mmengine.config import Config
-
-    from .stage_cost import train_canvas
-    from .train_throughput import ThroughputResult, measure_train_throughput
     entries = []
     for name in options.benchmarks:
         spec = BENCHMARKS[name]
@@ -275,7 +274,6 @@ def run_throughput(options: GpuCheckOptions) -> List[dict]:
 
 def summarize_speedups(entries: Sequence[dict]) -> Dict[str, Any]:
     """AMP / channels-last speed-ups over fp32 per benchmark, and the issue's two claims."""
-    from .train_throughput import ThroughputResult, speedups
     results = [ThroughputResult(**{**e, 'image_size': tuple(e['image_size'])}) for e in entries]
     table = speedups(results)
     pretrain = table.get('faster-rcnn-pretrain', {})
@@ -289,112 +287,116 @@ def summarize_speedups(entries: Sequence[dict]) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- training
-def _leaf_overrides(cfg: Any, loader: str, data_root: str, images: Optional[int]) -> List[str]:
-    """``--cfg-options`` pointing ``loader``'s datasets at ``data_root`` (and, with
-    ``images``, keeping the first ``images`` samples and no repeats)."""
-    from ..config.dataset_cfg import iter_leaf_datasets
-    options = []
-    for key, dataset in iter_leaf_datasets(cfg, (loader, )):
-        options.append(f'{key}.data_root={data_root}')
-        if images is not None:
-            options.append(f'{key}.indices={images}')
-            parts = key.split('.')
-            for depth in range(2, len(parts)):  # wrappers between the loader and the leaf
-                wrapper_key = '.'.join(parts[:depth])
-                wrapper = cfg
-                for part in parts[:depth]:
-                    wrapper = wrapper[int(part)] if isinstance(wrapper, list) else wrapper[part]
-                if isinstance(wrapper, dict) and 'times' in wrapper:
-                    options.append(f'{wrapper_key}.times=1')
+def _short_epoch(cfg: Config, images: int) -> Dict[str, Any]:
+    """``--cfg-options`` for one epoch over the first ``images`` training images: ``indices`` on
+    every training dataset (wherever the config nests it) and no ``RepeatDataset`` repeats."""
+    options: Dict[str, Any] = {'train_cfg.max_epochs': 1}
+    for key, _ in iter_leaf_datasets(cfg, ('train_dataloader', )):
+        options[f'{key}.indices'] = images
+        parts = key.split('.')
+        node = cfg
+        for depth, part in enumerate(parts[:-1], start=1):  # the wrappers above the leaf
+            node = node[int(part)] if isinstance(node, list) else node[part]
+            if isinstance(node, dict) and 'times' in node:
+                options['.'.join(parts[:depth]) + '.times'] = 1
     return options
 
 
-def _evaluator_override(cfg: Any, data_root: str) -> List[str]:
-    """Move ``test_evaluator.ann_file`` under ``data_root`` when it lies under the config's data_root."""
-    evaluator = cfg.get('test_evaluator')
-    old_root = cfg.get('data_root')
-    if not isinstance(evaluator, dict) or not evaluator.get('ann_file') or not old_root:
-        return []
-    ann_file = evaluator['ann_file']
-    if not ann_file.startswith(old_root):
-        return []
-    return [f'test_evaluator.ann_file={osp.join(data_root, ann_file[len(old_root):].lstrip("/"))}']
+def _option_args(options: Dict[str, Any]) -> List[str]:
+    return ['--cfg-options', *(f'{key}={value}' for key, value in options.items())] if options else []
 
 
-def training_plan(options: GpuCheckOptions, python: str = sys.executable) -> Dict[str, Any]:
-    """The toy chain in a few iterations: the commands (argv) and the paths they use.
+def _load(path: str, work_dir: str, options: Dict[str, Any], data_root: str) -> Config:
+    """The config the stage's tool will run (same loading, options and ``--data-root``)."""
+    try:
+        return load_config(path, work_dir, options, data_root=data_root)
+    except ConfigInputError as error:
+        raise GpuCheckInputError(str(error)) from error
+
+
+def training_plan(options: GpuCheckOptions) -> Dict[str, Any]:
+    """The toy chain in a few iterations: its stages, their commands (argv) and the paths they use.
 
     Pretrain and fine-tune run one epoch over the first ``pretrain_images`` /
-    ``finetune_images`` training images of the toy set generated under ``work_dir``; the
-    fine-tune loads the pretrain checkpoint; the test evaluates bbox and segm on the toy
-    validation set. All paths are absolute, so the commands run from any directory.
+    ``finetune_images`` training images of the toy set generated under ``work_dir`` (given to
+    every stage as ``--data-root``); the fine-tune loads the pretrain checkpoint; the test
+    evaluates bbox and segm on the toy validation set. The commands are those the chain's
+    stage runners start (the installed tools, absolute paths), so they run from any directory.
+    Planning writes nothing.
     """
-    from mmengine.config import Config
     work = osp.abspath(options.work_dir)
     data_root = osp.join(work, 'toy_coco') + '/'
-    pre_cfg_path, ft_cfg_path = _config_path(TOY_PRETRAIN), _config_path(TOY_FINETUNE)
-    pre_cfg, ft_cfg = Config.fromfile(pre_cfg_path), Config.fromfile(ft_cfg_path)
+    data_args = ['--data-root', data_root]
+    routed = {TORCHVISION_CUDA_OPS_KEY: True} if options.torchvision_cuda_ops else {}
+    pre_path, ft_path = osp.abspath(_config_path(TOY_PRETRAIN)), osp.abspath(_config_path(TOY_FINETUNE))
     pre_dir, ft_dir = osp.join(work, 'pretrain'), osp.join(work, 'finetune')
-    pre_ckpt, ft_ckpt = osp.join(pre_dir, 'epoch_1.pth'), osp.join(ft_dir, 'epoch_1.pth')
+
+    pre_options = {**_short_epoch(Config.fromfile(pre_path), options.pretrain_images), **routed}
+    pre_cfg = _load(pre_path, pre_dir, pre_options, data_root)
+    pre_ckpt = osp.join(pre_dir, final_checkpoint_name(pre_cfg))
+    ft_options = {**_short_epoch(Config.fromfile(ft_path), options.finetune_images), 'load_from': pre_ckpt, **routed}
+    ft_cfg = _load(ft_path, ft_dir, ft_options, data_root)
+    ft_ckpt = osp.join(ft_dir, final_checkpoint_name(ft_cfg))
     metrics = osp.join(ft_dir, 'test_metrics.json')
-    commands = [
-        dict(stage='pretrain', output=pre_ckpt, argv=[
-            python, '-m', TRAIN_MODULE, osp.abspath(pre_cfg_path), '--work-dir', pre_dir, '--cfg-options',
-            'train_cfg.max_epochs=1', *_leaf_overrides(pre_cfg, 'train_dataloader', data_root,
-                                                        options.pretrain_images)]),
-        dict(stage='finetune', output=ft_ckpt, argv=[
-            python, '-m', TRAIN_MODULE, osp.abspath(ft_cfg_path), '--work-dir', ft_dir, '--cfg-options',
-            'train_cfg.max_epochs=1', f'load_from={pre_ckpt}',
-            *_leaf_overrides(ft_cfg, 'train_dataloader', data_root, options.finetune_images)]),
-        dict(stage='test', output=metrics, argv=[
-            python, '-m', TEST_MODULE, osp.abspath(ft_cfg_path), ft_ckpt, '--work-dir', osp.join(ft_dir, 'test'),
-            '--eval', 'bbox', 'segm', '--metrics-out', metrics, '--cfg-options',
-            *_leaf_overrides(ft_cfg, 'test_dataloader', data_root, None), *_evaluator_override(ft_cfg, data_root)]),
-    ]
-    return dict(work_dir=work, data_root=data_root, commands=commands)
+
+    stages = []
+    for name, path, cfg, work_dir, stage_options, output in (('pretrain', pre_path, pre_cfg, pre_dir, pre_options,
+                                                               pre_ckpt),
+                                                              ('finetune', ft_path, ft_cfg, ft_dir, ft_options,
+                                                               ft_ckpt)):
+        extra = [*data_args, *_option_args(stage_options)]
+        stages.append(dict(stage=name, config=path, cfg=cfg, work_dir=work_dir, extra=extra, output=output,
+                           argv=[*tool_command('train'), path, '--work-dir', work_dir, *extra]))
+    extra = [*data_args, *_option_args(routed)]
+    stages.append(dict(stage='test', config=ft_path, checkpoint=ft_ckpt, work_dir=ft_dir, extra=extra, output=metrics,
+                       argv=[*tool_command('test'), ft_path, ft_ckpt, '--work-dir', ft_dir, '--eval', *TEST_METRICS,
+                             '--classwise', '--metrics-out', metrics, *extra]))
+    return dict(work_dir=work, data_root=data_root, commands=stages)
 
 
-def _tail(path: str, lines: int = 25) -> str:
-    with open(path, errors='replace') as f:
-        return ''.join(f.readlines()[-lines:])
+def run_training(plan: Dict[str, Any]) -> List[dict]:
+    """Run the planned stages in order through the chain's stage runners; stops at the first
+    failure. Returns one entry per stage (skipped ones say why).
 
-
-def run_training(plan: Dict[str, Any], timeout_s: int = 900, env: Optional[Dict[str, str]] = None) -> List[dict]:
-    """Run the planned commands in order, each logged to ``<work_dir>/<stage>.log``; stops at
-    the first failure. Returns one entry per command (skipped ones say why)."""
-    from ..datasets import generate_toy_coco, toy_coco_is_complete
+    As in ``dp-chain``, a stage whose output exists is skipped and one with a checkpoint but no
+    final output is resumed; each stage's output goes to ``<its work dir>/stage.log``.
+    """
     os.makedirs(plan['work_dir'], exist_ok=True)
     if not toy_coco_is_complete(plan['data_root']):
         generate_toy_coco(plan['data_root'])
+    stages = plan['commands']
+    progress = StageProgress([(s['stage'], estimate_train_cost(s['cfg']) if 'cfg' in s else None) for s in stages],
+                             'gpu check')
     results = []
     failed = False
-    for command in plan['commands']:
-        entry = dict(stage=command['stage'], argv=command['argv'], returncode=None, wall_s=None, output=None,
-                     log=osp.join(plan['work_dir'], f'{command["stage"]}.log'), skipped=None, error=None)
+    for stage in stages:
+        entry = dict(stage=stage['stage'], argv=stage['argv'], returncode=None, wall_s=None, output=None,
+                     log=osp.join(stage['work_dir'], STAGE_LOG), skipped=None, error=None)
         results.append(entry)
         if failed:
             entry['skipped'] = 'an earlier stage failed'
             continue
-        logger.info('gpu check training: %s', ' '.join(command['argv']))
-        start = time.perf_counter()
         try:
-            with open(entry['log'], 'w') as log:
-                completed = subprocess.run(command['argv'], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                           timeout=timeout_s)
-            entry['returncode'] = completed.returncode
-        except subprocess.TimeoutExpired:
-            entry['error'] = f'timed out after {timeout_s} s'
-        entry['wall_s'] = round(time.perf_counter() - start, 2)
-        if entry['returncode'] == 0 and osp.isfile(command['output']):
-            entry['output'] = command['output']
-        else:
+            if 'checkpoint' in stage:
+                result = run_test_stage(stage['stage'], stage['config'], stage['checkpoint'], stage['work_dir'],
+                                        TEST_METRICS, progress, stage['extra'])
+                entry['metrics'] = result.metrics
+            else:
+                result = run_train_stage(stage['stage'], stage['config'], stage['cfg'], stage['work_dir'],
+                                         stage['extra'], progress)
+        except RuntimeError as error:  # the stage failed: exit code and log tail, or its output missing
             failed = True
-            entry['error'] = entry['error'] or (f'exit code {entry["returncode"]}, {command["output"]} not written; '
-                                                f'log tail:\n{_tail(entry["log"])}')
-    test = results[-1]
-    if test['output']:
-        with open(test['output']) as f:
-            test['metrics'] = json.load(f)
+            entry['returncode'] = getattr(error.__cause__, 'returncode', None)
+            entry['error'] = str(error)
+            continue
+        entry['wall_s'] = round(result.wall_time_s, 2)
+        entry['output'] = result.output
+        if result.status == 'skipped':
+            entry['skipped'] = f'{result.output} exists (from an earlier run); use another --work-dir to run it again'
+        else:
+            entry['returncode'] = 0
+            if result.status == 'resumed':
+                entry['argv'] = [*stage['argv'], '--resume']
     return results
 
 
@@ -411,7 +413,6 @@ def run_gpu_check(options: GpuCheckOptions) -> Dict[str, Any]:
         raise GpuCheckInputError('no CUDA device is visible to torch (torch.cuda.is_available() is False, torch '
                                  f'{torch.__version__}, built for CUDA {torch.version.cuda}); run on a GPU machine, '
                                  'or pass --dry-run to exercise the code paths on CPU.')
-    from ..runtime.torchvision_cuda_ops import enable_torchvision_cuda_ops, setup_torchvision_cuda_ops
     setup_torchvision_cuda_ops()  # honours DP_TORCHVISION_CUDA_OPS
     if options.torchvision_cuda_ops:  # forced: also measures the fallback where mmcv has CUDA ops
         enable_torchvision_cuda_ops(force=True)
@@ -422,7 +423,6 @@ def run_gpu_check(options: GpuCheckOptions) -> Dict[str, Any]:
         options=asdict(options), environment=collect_environment())
     timing: Dict[str, float] = {}
     mark = time.perf_counter()
-    from .op_checks import run_correctness
     summary['correctness'] = run_correctness(options.dry_run, options.seed) if options.correctness else []
     timing['correctness_s'], mark = round(time.perf_counter() - mark, 1), time.perf_counter()
     summary['throughput'] = run_throughput(options)
@@ -435,10 +435,7 @@ def run_gpu_check(options: GpuCheckOptions) -> Dict[str, Any]:
         if options.dry_run:
             training['skipped'] = 'dry run: commands planned, not run'
         else:
-            env = dict(os.environ)
-            if options.torchvision_cuda_ops:
-                env['DP_TORCHVISION_CUDA_OPS'] = '1'
-            training['results'] = run_training(plan, options.train_timeout_s, env)
+            training['results'] = run_training(plan)
     else:
         training['skipped'] = 'switched off'
     summary['training'] = training

@@ -14,9 +14,13 @@ import pytest
 from dp_test_utils import PYTHON, REPO_ROOT, TOOLS, python_env
 from mmengine.config import Config
 
+from direct_pretrain.analysis_tools import gpu_check
 from direct_pretrain.analysis_tools.gpu_check import (BENCHMARKS, GpuCheckInputError, GpuCheckOptions,
                                                       summarize_speedups, training_plan)
 from direct_pretrain.analysis_tools.train_throughput import PRECISIONS, optim_wrapper_cfg
+from direct_pretrain.chain import StageResult
+from direct_pretrain.chain.terminal import StageFailed
+from direct_pretrain.config import load_config
 
 TOOL = osp.join(TOOLS, 'gpu_check.py')
 
@@ -102,10 +106,10 @@ def test_dry_run_plans_training_without_running_it(dry_summary):
 
 
 def _apply(argv, parse_args):
+    """The config the planned command's tool runs: its own parser, then the package's loading
+    with ``--cfg-options`` and ``--data-root``."""
     args = parse_args(argv[3:])
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    return args, cfg
+    return args, load_config(args.config, args.work_dir, args.cfg_options, data_root=args.data_root)
 
 
 def test_training_plan_parses_and_points_at_its_data(tmp_path):
@@ -118,6 +122,7 @@ def test_training_plan_parses_and_points_at_its_data(tmp_path):
     root = plan['data_root']
 
     args, cfg = _apply(pretrain, parse_train)
+    assert args.data_root == root  # the dataset folder goes by --data-root, as dp-chain passes it
     assert cfg.train_cfg.max_epochs == 1
     (key, leaf), = list(iter_leaf_datasets(cfg, ('train_dataloader', )))
     assert leaf.data_root == root and leaf.indices == 16
@@ -125,17 +130,49 @@ def test_training_plan_parses_and_points_at_its_data(tmp_path):
     pretrain_ckpt = osp.join(args.work_dir, 'epoch_1.pth')
 
     args, cfg = _apply(finetune, parse_train)
-    assert cfg.load_from == pretrain_ckpt
+    assert args.data_root == root and cfg.load_from == pretrain_ckpt
     (key, leaf), = list(iter_leaf_datasets(cfg, ('train_dataloader', )))
     assert leaf.data_root == root and leaf.indices == 6
     finetune_ckpt = osp.join(args.work_dir, 'epoch_1.pth')
 
     args, cfg = _apply(test, parse_test)
-    assert args.checkpoint == finetune_ckpt and args.eval == ['bbox', 'segm']
+    assert args.data_root == root and args.checkpoint == finetune_ckpt and args.eval == ['bbox', 'segm']
     (key, leaf), = list(iter_leaf_datasets(cfg, ('test_dataloader', )))
     assert leaf.data_root == root and 'indices' not in leaf
     assert cfg.test_evaluator.ann_file.startswith(root)
     assert not osp.exists(str(tmp_path / 'w'))  # planning writes nothing
+
+
+def test_training_runs_the_plan_through_the_chain_stage_runners(tmp_path, monkeypatch):
+    """What the chain's runners report becomes the summary's entries: a stage the chain skips
+    (its output exists), then a failing one (exit code and log tail), after which the test is
+    not started. The runners are replaced; what they run is tested with the chain."""
+    plan = training_plan(GpuCheckOptions(work_dir=str(tmp_path / 'w'), pretrain_images=4, finetune_images=2))
+    pretrain, finetune, _ = plan['commands']
+    calls = []
+
+    def run_train_stage(name, config, cfg, work_dir, extra, progress):
+        calls.append((name, config, work_dir, list(extra)))
+        if name == 'pretrain':
+            return StageResult(name, 'skipped', 0.0, pretrain['output'])
+        try:
+            raise StageFailed(name, 3, osp.join(work_dir, 'stage.log'), ['Traceback ...\n', 'boom\n'])
+        except StageFailed as error:
+            raise RuntimeError(str(error)) from error
+
+    monkeypatch.setattr(gpu_check, 'run_train_stage', run_train_stage)
+    monkeypatch.setattr(gpu_check, 'run_test_stage', lambda *args, **kwargs: pytest.fail('test stage started'))
+    monkeypatch.setattr(gpu_check, 'toy_coco_is_complete', lambda root: root == plan['data_root'])
+    results = gpu_check.run_training(plan)
+
+    assert [c[:3] for c in calls] == [(s['stage'], s['config'], s['work_dir']) for s in (pretrain, finetune)]
+    assert all(c[3][:2] == ['--data-root', plan['data_root']] for c in calls)
+    skipped, failed, test = results
+    assert skipped['skipped'].startswith(pretrain['output']) and skipped['error'] is None
+    assert failed['returncode'] == 3 and 'boom' in failed['error'] and failed['skipped'] is None
+    assert failed['log'] == osp.join(finetune['work_dir'], 'stage.log')
+    assert test['skipped'] == 'an earlier stage failed' and test['returncode'] is None
+    assert gpu_check.count_failures(dict(training=dict(results=results))) == 1
 
 
 def test_optim_wrapper_precisions_keep_the_config_settings():

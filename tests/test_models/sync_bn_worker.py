@@ -13,12 +13,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from direct_pretrain.models.layers import SyncBNAnyBackend, convert_to_sync_bn_any_backend
+
 __all__ = ['main']
 
 
 def run_layer_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
     """Train steps then an eval forward of one SyncBN layer on this rank's inputs."""
-    from direct_pretrain.models.layers import SyncBNAnyBackend
     bn = SyncBNAnyBackend(case['channels'], momentum=case['momentum'], affine=case['affine']).double()
     if case['affine']:
         with torch.no_grad():
@@ -44,7 +45,6 @@ def run_layer_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
 
 def run_ddp_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
     """One SGD step of a small conv-BN net, converted to SyncBN and wrapped in DDP."""
-    from direct_pretrain.models.layers import convert_to_sync_bn_any_backend
     torch.manual_seed(case['seed'])
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1)).double()
     model = convert_to_sync_bn_any_backend(model)
@@ -59,7 +59,6 @@ def run_ddp_case(case: Dict[str, Any], rank: int) -> Dict[str, Any]:
 
 def run_too_small_case(rank: int) -> str:
     """One value per channel over the whole group must fail on every rank, not hang."""
-    from direct_pretrain.models.layers import SyncBNAnyBackend
     bn = SyncBNAnyBackend(2)
     try:
         bn(torch.ones(1 - rank, 2))  # rank 0: one sample, rank 1: none
