@@ -8,11 +8,21 @@ random inputs and returns one JSON-ready entry: ``passed``, ``max_abs_diff`` aga
 that is meaningful (the fallback against mmcv, SyncBN's portable path against BN), which is
 how the suite exercises them without a GPU.
 """
-import importlib
 import math
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
+import torch.distributed as dist
+from mmcv.ops import RoIAlign, nms
+
+from mmdet.registry import MODELS
+from ..models.layers import SyncBNFunction
+from ..runtime.torchvision_cuda_ops import routed_call_counts, torchvision_ops_routed
+
+try:  # torch's fused SyncBN autograd function, the layer's path on CUDA; private, so optional
+    from torch.nn.modules._functions import SyncBatchNorm as TorchSyncBNFunction
+except ImportError:  # pragma: no cover - depends on the torch build
+    TorchSyncBNFunction = None
 
 __all__ = ['ROI_ALIGN_CASES', 'NMS_CASES', 'check_roi_align', 'check_nms', 'check_sync_bn', 'run_correctness']
 
@@ -50,12 +60,17 @@ def _roi_inputs(stride: int, seed: int) -> Tuple[torch.Tensor, torch.Tensor, tor
 
 def _roi_align_run(feats: torch.Tensor, rois: torch.Tensor, grad_out: torch.Tensor, case: Dict[str, Any],
                    device: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    from mmcv.ops import RoIAlign
     layer = RoIAlign(case['output_size'], case['spatial_scale'], case['sampling_ratio'], aligned=case['aligned'])
     x = feats.to(device).requires_grad_(True)
     out = layer(x, rois.to(device))
     out.backward(grad_out.to(device))
     return out.detach().cpu(), x.grad.detach().cpu()
+
+
+def _check_routed(candidate: str, calls_before: int) -> None:
+    """A torchvision entry whose calls never reached torchvision compared mmcv with itself."""
+    if candidate == 'torchvision' and sum(routed_call_counts().values()) == calls_before:
+        raise RuntimeError('no call was routed to torchvision, so mmcv was compared with itself')
 
 
 def check_roi_align(candidate: str, device: str, seed: int = 0) -> dict:
@@ -68,10 +83,10 @@ def check_roi_align(candidate: str, device: str, seed: int = 0) -> dict:
         device (str): Device of the candidate ('cuda' or 'cpu').
         seed (int): Seed of the inputs. Defaults to 0.
     """
-    from ..runtime.torchvision_cuda_ops import torchvision_ops_routed
     entry = _check_entry(f'roi_align/{candidate}-{torch.device(device).type}-vs-mmcv-cpu', 'mmcv-cpu',
                          f'{candidate}-{device}', device, len(ROI_ALIGN_CASES), ROI_ALIGN_TOLERANCE)
     worst = 0.0
+    calls_before = sum(routed_call_counts().values())
     try:
         for index, case in enumerate(ROI_ALIGN_CASES):
             feats, rois, gen = _roi_inputs(int(round(1 / case['spatial_scale'])), seed + index)
@@ -84,6 +99,7 @@ def check_roi_align(candidate: str, device: str, seed: int = 0) -> dict:
             else:
                 out, grad = _roi_align_run(feats, rois, grad_out, case, device)
             worst = max(worst, (out - ref_out).abs().max().item(), (grad - ref_grad).abs().max().item())
+        _check_routed(candidate, calls_before)
         entry['max_abs_diff'] = worst
         entry['passed'] = worst <= ROI_ALIGN_TOLERANCE
     except Exception as error:  # e.g. mmcv without CUDA kernels
@@ -113,12 +129,10 @@ def check_nms(candidate: str, device: str, seed: int = 0) -> dict:
         device (str): Device of the candidate ('cuda' or 'cpu').
         seed (int): Seed of the inputs. Defaults to 0.
     """
-    from mmcv.ops import nms
-
-    from ..runtime.torchvision_cuda_ops import torchvision_ops_routed
     entry = _check_entry(f'nms/{candidate}-{torch.device(device).type}-vs-mmcv-cpu', 'mmcv-cpu',
                          f'{candidate}-{device}', device, len(NMS_CASES), 0)
     mismatches = 0
+    calls_before = sum(routed_call_counts().values())
     try:
         for index, case in enumerate(NMS_CASES):
             boxes, scores = _nms_inputs(seed + index)
@@ -133,6 +147,7 @@ def check_nms(candidate: str, device: str, seed: int = 0) -> dict:
                 mismatches += abs(keep.numel() - ref_keep.numel()) + 1
             else:
                 mismatches += int((keep != ref_keep).sum())
+        _check_routed(candidate, calls_before)
         entry['max_abs_diff'] = mismatches  # kept indices that differ
         entry['passed'] = mismatches == 0
     except Exception as error:
@@ -141,23 +156,14 @@ def check_nms(candidate: str, device: str, seed: int = 0) -> dict:
     return entry
 
 
-def _sync_bn_functions() -> Dict[str, Any]:
-    """The two synchronized paths of the registered ``SyncBNAnyBackend``: torch's fused
-    autograd function and the package's portable one (found beside the class, wherever it lives)."""
-    from mmdet.registry import MODELS
-    cls = MODELS.get('SyncBNAnyBackend')
-    module = importlib.import_module(cls.__module__)
-    found = {'portable': getattr(module, 'SyncBNFunction', None) or getattr(module, 'SyncBatchNormFunction', None)}
-    try:
-        from torch.nn.modules._functions import SyncBatchNorm as fused
-    except ImportError:  # private torch API
-        fused = None
-    found['torch-fused'] = fused
-    return found
+# The two synchronized paths of ``SyncBNAnyBackend``: torch's fused autograd function and the
+# package's portable one.
+_SYNC_BN_FUNCTIONS: Dict[str, Any] = {'torch-fused': TorchSyncBNFunction, 'portable': SyncBNFunction}
 
 
 def _bn_pair(device: str, channels: int, seed: int) -> Tuple[torch.nn.Module, torch.nn.Module]:
-    from mmdet.registry import MODELS
+    """The layer built through mmdet's registry, as a config builds it, and ``nn.BatchNorm2d``
+    with the same affine parameters."""
     gen = torch.Generator().manual_seed(seed)
     layer = MODELS.build(dict(type='SyncBNAnyBackend', num_features=channels))
     with torch.no_grad():
@@ -194,7 +200,6 @@ def check_sync_bn(device: str, seed: int = 0) -> List[dict]:
     BN), then torch's fused SyncBN function and the portable function, each run on a
     one-process group (NCCL on CUDA, gloo on CPU) so their collectives and kernels execute.
     """
-    import torch.distributed as dist
     dev_type = torch.device(device).type
     entries = []
     layer_entry = _check_entry(f'sync_bn/layer-{dev_type}-vs-batchnorm2d', 'nn.BatchNorm2d',
@@ -207,14 +212,13 @@ def check_sync_bn(device: str, seed: int = 0) -> List[dict]:
         layer_entry.update(error=f'{type(error).__name__}: {error}', passed=False)
     entries.append(layer_entry)
 
-    functions = _sync_bn_functions()
     backend = 'nccl' if dev_type == 'cuda' else 'gloo'
     own_group = False
     for name in ('torch-fused', 'portable'):
         entry = _check_entry(f'sync_bn/{name}-{dev_type}-vs-batchnorm2d', 'nn.BatchNorm2d',
                              f'{name} SyncBN function, 1-process {backend} group', device, 1, SYNC_BN_TOLERANCE)
         entries.append(entry)
-        fn = functions.get(name)
+        fn = _SYNC_BN_FUNCTIONS[name]
         if fn is None:
             entry['skipped'] = f'{name} function not found in this torch / package'
             continue

@@ -13,16 +13,21 @@ padding shaded (``img_shape`` vs ``pad_shape``, then the data preprocessor's
 import copy
 import logging
 import math
-import os
 import os.path as osp
 import random
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
+import mmcv
 import numpy as np
+import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
+from mmdet.models.utils import mask2ndarray
+from mmdet.registry import DATASETS
+from mmdet.visualization import DetLocalVisualizer, get_palette
 from ..config.dataset_cfg import iter_leaf_datasets
 
 __all__ = ['BrowseError', 'BrowseResult', 'PipelineSample', 'collect_samples', 'render_grid', 'grid_shape',
@@ -36,6 +41,8 @@ PIPELINE_PAD_RGB = (255, 0, 255)
 BATCH_PAD_RGB = (0, 170, 255)
 WINDOW_RGB = (255, 220, 0)
 PAD_ALPHA = 0.45
+# Grey behind a panel's image where the image does not fill the square.
+PANEL_BACKGROUND = (40, 40, 40)
 # Grid geometry in pixels; see grid_shape().
 GAP, LABEL_H, TITLE_H = 8, 44, 52
 _META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
@@ -94,7 +101,6 @@ def _window(meta: dict, valid_hw: Tuple[int, int]) -> np.ndarray:
 
 
 def _sample(index: int, item: dict, divisor: int) -> PipelineSample:
-    from mmdet.models.utils import mask2ndarray
     fed = item['inputs'].permute(1, 2, 0).numpy()[..., ::-1].copy()  # BGR -> RGB
     sample = item['data_samples']
     meta = sample.metainfo
@@ -122,10 +128,6 @@ def collect_samples(cfg: Config, num: int, seed: int = 0) -> Tuple[List[Pipeline
     Returns:
         tuple: The samples and the dataset's ``metainfo``.
     """
-    import torch
-    from mmengine.registry import init_default_scope
-
-    from mmdet.registry import DATASETS
     cfg = copy.deepcopy(cfg)
     leaves = list(iter_leaf_datasets(cfg, ('train_dataloader', )))
     if not leaves:
@@ -143,8 +145,7 @@ def collect_samples(cfg: Config, num: int, seed: int = 0) -> Tuple[List[Pipeline
 
 
 # ---------------------------------------------------------------------------- drawing
-def _visualizer():
-    from mmdet.visualization import DetLocalVisualizer
+def _visualizer() -> DetLocalVisualizer:
     name = 'direct_pretrain_pipeline_browser'
     if DetLocalVisualizer.check_instance_created(name):
         return DetLocalVisualizer.get_instance(name)
@@ -152,7 +153,6 @@ def _visualizer():
 
 
 def _colours(labels: np.ndarray, metainfo: dict) -> List[tuple]:
-    from mmdet.visualization import get_palette
     palette = get_palette(metainfo.get('palette', 'random'), max(len(metainfo.get('classes', ())), 1))
     return [tuple(int(c) for c in palette[int(label) % len(palette)]) for label in labels]
 
@@ -189,7 +189,6 @@ def _draw_fed(sample: PipelineSample, metainfo: dict) -> np.ndarray:
 
 def _draw_source(sample: PipelineSample) -> np.ndarray:
     """The source image with the window the valid region was cut from."""
-    import mmcv
     image = mmcv.imread(sample.img_path, channel_order='rgb') if osp.isfile(sample.img_path) else None
     if image is None:
         image = np.zeros((*sample.ori_hw, 3), dtype=np.uint8)
@@ -206,16 +205,13 @@ def grid_shape(num_rows: int, cell: int) -> Tuple[int, int]:
 
 
 def _fit(image: np.ndarray, cell: int) -> np.ndarray:
-    """``image`` scaled to fit a ``cell`` x ``cell`` square, centred on dark grey."""
-    h, w = image.shape[:2]
-    scale = cell / max(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    interp = cv2.INTER_NEAREST if scale >= 1 else cv2.INTER_AREA
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    out = np.full((cell, cell, 3), 40, dtype=np.uint8)
-    y0, x0 = (cell - new_h) // 2, (cell - new_w) // 2
-    out[y0:y0 + new_h, x0:x0 + new_w] = resized
-    return out
+    """``image`` scaled to fit a ``cell`` x ``cell`` square (nearest neighbour when enlarging,
+    so input pixels stay visible; area averaging when shrinking), centred on dark grey."""
+    interpolation = 'nearest' if cell >= max(image.shape[:2]) else 'area'
+    resized = mmcv.imrescale(image, (cell, cell), interpolation=interpolation)
+    h, w = resized.shape[:2]
+    left, top = (cell - w) // 2, (cell - h) // 2
+    return mmcv.impad(resized, padding=(left, top, cell - w - left, cell - h - top), pad_val=PANEL_BACKGROUND)
 
 
 def _text(img: np.ndarray, text: str, x: int, y: int, scale: float = 0.42, colour=(235, 235, 235)) -> None:
@@ -278,8 +274,7 @@ def browse_stage(cfg: Config, out_file: str, num: int = 6, seed: int = 0, cell: 
     if not samples:
         raise BrowseError('the train dataset is empty: check ann_file and filter_cfg in the config.')
     grid = render_grid(samples, metainfo, title or osp.basename(out_file), cell)
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    if not cv2.imwrite(out_file, grid[..., ::-1]):
+    if not mmcv.imwrite(mmcv.rgb2bgr(grid), out_file, auto_mkdir=True):
         raise BrowseError(f'could not write {out_file!r}')
     logger.info('wrote %s (%d samples)', out_file, len(samples))
     return BrowseResult(out_file, samples)

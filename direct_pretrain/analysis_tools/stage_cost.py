@@ -24,16 +24,22 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
 from ..config.dataset_cfg import train_pipeline
+from ..report.tables import markdown_table
 
-__all__ = ['StageCostError', 'FlopCount', 'StageCost', 'count_step_flops', 'train_canvas', 'measure_stage',
-           'compare_stages', 'format_cost_table']
+__all__ = ['StageCostError', 'FlopCount', 'StageCost', 'count_step_flops', 'train_canvas', 'build_train_model',
+           'find_num_classes', 'synthetic_train_batch', 'measure_stage', 'compare_stages', 'format_cost_table']
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +164,6 @@ def count_step_flops(model: nn.Module, step: Callable[[], torch.Tensor], depth: 
         step (Callable[[], Tensor]): Runs the forward pass and returns the loss.
         depth (int): Deepest module path kept in ``modules`` (1: direct children). Defaults to 2.
     """
-    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
     attribution = _Attribution(model)
     counter = _CountFlops(attribution)
     pre = register_module_forward_pre_hook(attribution.pre_hook)
@@ -265,25 +270,9 @@ class StageCost:
         return asdict(self)
 
 
-def _find_num_classes(model_cfg) -> int:
-    stack = [model_cfg]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get('num_classes'), int):
-                return node['num_classes']
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-    return 80
-
-
+# ---------------------------------------------------------------------------- a synthetic step
 def build_train_model(cfg: Config, seed: int = 0) -> nn.Module:
     """The config's detector in train mode, random init, plain BN (single process)."""
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-
-    from mmdet.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     torch.manual_seed(seed)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -291,16 +280,24 @@ def build_train_model(cfg: Config, seed: int = 0) -> nn.Module:
     return model
 
 
-def synthetic_batch(model: nn.Module, num_classes: int, size: Tuple[int, int], batch_size: int,
-                    boxes_per_image: int = 8) -> dict:
-    """A batch as the data preprocessor returns it: ``batch_size`` images of ``size`` (w, h)
-    with ``boxes_per_image`` random boxes (and masks when the model has a mask head)."""
-    from mmdet.testing import demo_mm_inputs
+def find_num_classes(model: nn.Module) -> int:
+    """Object classes of a built detector: the largest int ``num_classes`` of its heads (an
+    RPN head's 1 is objectness, not the dataset's classes)."""
+    found = [m.num_classes for m in model.modules() if isinstance(getattr(m, 'num_classes', None), int)]
+    if not found or max(found) < 1:
+        raise ValueError(f'{type(model).__name__} has no head with num_classes; cannot label synthetic boxes')
+    return max(found)
+
+
+def synthetic_train_batch(model: nn.Module, size: Tuple[int, int], batch_size: int, objects_per_image: int) -> dict:
+    """A packed batch as a COCO data loader yields it (before the data preprocessor):
+    ``batch_size`` images of ``size`` (w, h) with ``objects_per_image`` random boxes over the
+    detector's classes, and bitmap masks when the model has a mask head
+    (``mmdet.testing.demo_mm_inputs``)."""
     width, height = size
-    packed = demo_mm_inputs(batch_size, image_shapes=(3, height, width), num_items=[boxes_per_image] * batch_size,
-                            num_classes=max(num_classes, 2), with_mask=bool(getattr(model, 'with_mask', False)),
-                            use_box_type=True)
-    return model.data_preprocessor(packed, True)
+    return demo_mm_inputs(batch_size, image_shapes=(3, height, width), num_items=[objects_per_image] * batch_size,
+                          num_classes=max(find_num_classes(model), 2),
+                          with_mask=bool(getattr(model, 'with_mask', False)), use_box_type=True)
 
 
 def measure_stage(cfg: Config, name: str = 'stage', config_path: str = '', batch_size: int = 2,
@@ -325,7 +322,7 @@ def measure_stage(cfg: Config, name: str = 'stage', config_path: str = '', batch
     size = tuple(size) if size else train_canvas(cfg)
     model = build_train_model(cfg, seed)
     torch.manual_seed(seed)
-    data = synthetic_batch(model, _find_num_classes(cfg.model), size, batch_size)
+    data = model.data_preprocessor(synthetic_train_batch(model, size, batch_size, objects_per_image=8), True)
 
     def step() -> torch.Tensor:
         losses = model(**data, mode='loss')
@@ -377,7 +374,6 @@ def format_cost_table(stages: Sequence[StageCost], min_share: float = 0.01) -> s
 
     Modules under ``min_share`` in every stage are left out (their FLOPs stay in the total).
     """
-    from ..report.tables import markdown_table
     header = ['', *[s.name for s in stages]]
     rows = [['train input (w x h)', *[f'{s.size[0]}x{s.size[1]}' for s in stages]],
             ['GFLOP / image (fwd + bwd)', *[f'{s.gflops_per_image:.1f}' for s in stages]],

@@ -8,8 +8,8 @@ that need a process group become BN; ``SyncBNAnyBackend`` already is plain BN in
 its optimizer wrapper comes from the config's ``optim_wrapper`` (paramwise settings, gradient
 clipping) with the precision swapped, and ``model.train_step`` - data preprocessor, forward,
 loss, backward, optimizer step - runs on one in-memory COCO-like batch
-(``mmdet.testing.demo_mm_inputs``: random pixels, 7 boxes per image, COCO's mean, and bitmap
-masks when the model has a mask head). The batch lives in host memory and is copied to the
+(:func:`~direct_pretrain.analysis_tools.stage_cost.synthetic_train_batch`: random pixels, 7
+boxes per image over the detector's classes, and bitmap masks when the model has a mask head). The batch lives in host memory and is copied to the
 device by the data preprocessor on every step, as from a data loader; decoding and
 augmentation are not timed.
 
@@ -31,11 +31,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from torch import nn
 
+from .stage_cost import build_train_model, synthetic_train_batch, train_canvas
+
 __all__ = [
-    'PRECISIONS', 'GPU_11GB_MIB', 'ThroughputResult', 'optim_wrapper_cfg', 'norm_layer_counts', 'find_num_classes',
-    'synthetic_train_batch', 'measure_train_throughput', 'speedups'
+    'PRECISIONS', 'GPU_11GB_MIB', 'ThroughputResult', 'optim_wrapper_cfg', 'norm_layer_counts',
+    'measure_train_throughput', 'speedups'
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,34 +124,7 @@ def norm_layer_counts(model: nn.Module) -> Dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def find_num_classes(model: nn.Module) -> int:
-    """Foreground classes of a built detector (its first head with an int ``num_classes``)."""
-    for module in model.modules():
-        value = getattr(module, 'num_classes', None)
-        if isinstance(value, int) and value > 0:
-            return value
-    raise ValueError(f'{type(model).__name__} has no head with num_classes; cannot label synthetic boxes')
-
-
-def synthetic_train_batch(model: nn.Module, size: Tuple[int, int], batch_size: int,
-                          objects_per_image: int = OBJECTS_PER_IMAGE) -> dict:
-    """A packed batch as a COCO data loader yields it (before the data preprocessor).
-
-    Args:
-        model (nn.Module): The detector; decides the class range and whether masks are needed.
-        size (tuple[int, int]): (w, h) of every image.
-        batch_size (int): Images in the batch.
-        objects_per_image (int): Ground-truth instances per image. Defaults to 7.
-    """
-    from mmdet.testing import demo_mm_inputs
-    width, height = size
-    return demo_mm_inputs(batch_size, image_shapes=(3, height, width), num_items=[objects_per_image] * batch_size,
-                          num_classes=max(find_num_classes(model), 2),
-                          with_mask=bool(getattr(model, 'with_mask', False)), use_box_type=True)
-
-
 def _build_model(cfg: Config, seed: int) -> nn.Module:
-    from .stage_cost import build_train_model
     model = build_train_model(cfg, seed)
     model.init_weights()
     return model
@@ -207,9 +183,6 @@ def measure_train_throughput(cfg: Config,
         report_figures (bool): False (a dry run) runs the steps but reports no timing or
             memory figures, only the loss. Defaults to True.
     """
-    from mmengine.optim import build_optim_wrapper
-
-    from .stage_cost import train_canvas
     dev = torch.device(device)
     batch_size = int(batch_size or cfg.train_dataloader.batch_size)
     size = tuple(size) if size else train_canvas(cfg)
@@ -228,7 +201,7 @@ def measure_train_throughput(cfg: Config,
             model = model.to(memory_format=torch.channels_last)
         optim = build_optim_wrapper(model, optim_wrapper_cfg(cfg.optim_wrapper, precision, lr_scale))
         torch.manual_seed(seed)
-        batch = synthetic_train_batch(model, size, batch_size)
+        batch = synthetic_train_batch(model, size, batch_size, OBJECTS_PER_IMAGE)
         log_vars: Dict[str, Any] = {}
         for _ in range(warmup):
             log_vars = model.train_step(batch, optim)

@@ -18,8 +18,7 @@ from typing import List, Optional
 
 from mmengine.logging import MMLogger
 
-from ..analysis_tools.gpu_check import (BENCHMARKS, GpuCheckInputError, GpuCheckOptions, format_summary,
-                                        run_gpu_check)
+from ..analysis_tools.gpu_check import BENCHMARKS, GpuCheckInputError, GpuCheckOptions, format_summary, run_gpu_check
 
 __all__ = ['parse_args', 'main']
 
@@ -48,7 +47,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='training images of the short fine-tune stage (one epoch)')
     parser.add_argument('--torchvision-cuda-ops', action='store_true',
                         help='route mmcv nms / RoIAlign on CUDA to torchvision in the benchmarks, even where mmcv '
-                        'has CUDA ops, and set DP_TORCHVISION_CUDA_OPS=1 for the training processes')
+                        'has CUDA ops, and switch the route on for the training stages (config key '
+                        'torchvision_cuda_ops=True)')
     return parser.parse_args(argv)
 
 

@@ -16,6 +16,7 @@ import os
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config, DictAction
 
 from ..analysis_tools.stage_cost import StageCostError, compare_stages, format_cost_table, measure_stage
@@ -53,7 +54,6 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='[stage_cost] %(message)s')
     steps = 0 if args.no_timing else args.steps
     if args.threads:
-        import torch
         torch.set_num_threads(args.threads)
     try:
         stages = []
@@ -71,7 +71,6 @@ def main(argv=None) -> int:
     print(format_cost_table(stages))
     line = f'\nfine-tune / pretrain per image: pixels {ratios["pixels"]:.2f}x, FLOPs {ratios["flops"]:.2f}x'
     if ratios['seconds']:
-        import torch
         line += (f', measured time {ratios["seconds"]:.2f}x (this machine, {torch.get_num_threads()} CPU threads, '
                  f'best of {args.steps} steps)')
     print(line)
