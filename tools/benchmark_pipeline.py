@@ -26,7 +26,6 @@ import json
 import math
 import os
 import os.path as osp
-import sys
 import tempfile
 import time
 from typing import Dict, List, Tuple
@@ -34,14 +33,11 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 import torch
+from mmengine.registry import init_default_scope
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import direct_pretrain  # noqa: E402,F401  (registers the transforms)
-from mmengine.registry import init_default_scope  # noqa: E402
-
-from mmdet.datasets import CocoDataset  # noqa: E402
-from mmdet.structures.mask import BitmapMasks  # noqa: E402
+from mmdet.datasets import CocoDataset
+from mmdet.structures.mask import BitmapMasks
+import direct_pretrain  # noqa: F401  (registers the transforms)
 
 CLASSES = ('blob', 'box', 'star')
 
