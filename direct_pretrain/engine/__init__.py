@@ -1,3 +1,3 @@
-from . import hooks  # noqa: F401  (registers hooks)
+from . import hooks, optim_wrappers  # noqa: F401  (registers hooks and optimizer wrappers)
 
-__all__ = ['hooks']
+__all__ = ['hooks', 'optim_wrappers']

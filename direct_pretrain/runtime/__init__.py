@@ -15,8 +15,9 @@ from .safe_load import (install_safe_checkpoint_loading, load_from_local_safely,
 from .stale_temp import find_stale_temp_files, remove_stale_temp_files
 from .torchvision_cuda_ops import (disable_torchvision_cuda_ops, enable_torchvision_cuda_ops, mmcv_has_cuda_ops,
                                    setup_torchvision_cuda_ops, torchvision_cuda_ops_enabled)
-from .work_dir import prepare_work_dir
-from .work_dir_lock import WorkDirLock, WorkDirLockedError, acquire_work_dir_lock, hold_work_dirs, read_lock_owner
+from .work_dir import check_work_dir, prepare_work_dir
+from .work_dir_lock import (WorkDirLock, WorkDirLockedError, acquire_work_dir_lock, hold_work_dirs, read_lock_owner,
+                            work_dir_problem)
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'atomic_write_bytes', 'find_resumable_checkpoint', 'is_complete_checkpoint',
@@ -24,5 +25,5 @@ __all__ = [
     'load_from_local_safely', 'mmengine_checkpoint_safe_globals', 'safe_torch_load', 'find_stale_temp_files',
     'remove_stale_temp_files', 'disable_torchvision_cuda_ops', 'enable_torchvision_cuda_ops', 'mmcv_has_cuda_ops',
     'setup_torchvision_cuda_ops', 'torchvision_cuda_ops_enabled', 'WorkDirLock', 'WorkDirLockedError',
-    'acquire_work_dir_lock', 'hold_work_dirs', 'prepare_work_dir', 'read_lock_owner'
+    'acquire_work_dir_lock', 'hold_work_dirs', 'check_work_dir', 'prepare_work_dir', 'read_lock_owner', 'work_dir_problem'
 ]

@@ -28,11 +28,30 @@ from typing import Optional, Union
 from mmengine.fileio import LocalBackend, register_backend
 
 __all__ = ['ATOMIC_BACKEND', 'AtomicLocalBackend', 'atomic_write_bytes', 'register_atomic_backend',
-           'is_complete_checkpoint', 'find_resumable_checkpoint']
+           'is_complete_checkpoint', 'find_resumable_checkpoint', 'RUN_FILE_NAMES', 'TEMP_NAME_ALPHABET',
+           'RUN_TEMP_NAME_RE']
 
 logger = logging.getLogger(__name__)
 
 ATOMIC_BACKEND = 'atomic_local'
+
+#: The names a run writes into its work dir through this backend: mmengine's ``CheckpointHook``
+#: writes ``epoch_N.pth`` / ``iter_N.pth`` (its default ``filename_tmpl``), the ``save_best``
+#: copies ``best_<metric>_epoch_N.pth`` and the ``last_checkpoint`` marker.
+RUN_FILE_NAMES = r'(?:best_[\w.-]+_)?(?:epoch|iter)_\d+\.pth|last_checkpoint'
+#: ``tempfile.mkstemp`` draws the random part of its names from these characters, 8 of them.
+TEMP_NAME_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789_'
+_TEMP_SUFFIX = '.tmp'
+
+
+def _temp_prefix(name: str) -> str:
+    return f'.{name}.'
+
+
+#: Exactly the temporary files :func:`atomic_write_bytes` leaves when killed while writing one
+#: of :data:`RUN_FILE_NAMES`: ``.<name>.<8 random characters>.tmp``.
+RUN_TEMP_NAME_RE = re.compile(rf'^\.(?P<target>{RUN_FILE_NAMES})\.(?P<random>[{re.escape(TEMP_NAME_ALPHABET)}]{{8}})'
+                              rf'{re.escape(_TEMP_SUFFIX)}$')
 
 
 def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
@@ -40,7 +59,7 @@ def atomic_write_bytes(data: bytes, path: Union[str, Path]) -> None:
     path = str(path)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(osp.basename(path)), suffix=_TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)

@@ -5,32 +5,36 @@ to ``.<name>.XXXXXXXX.tmp`` beside it (``tempfile.mkstemp(prefix=f'.{name}.',
 suffix='.tmp')``) and renames it into place. A SIGKILL during the write skips its
 clean-up, so the temporary file - hundreds of MB for an R-50 checkpoint - stays in the
 work dir forever. Only the run that owns the work dir (it holds the work-dir lock, see
-:mod:`direct_pretrain.runtime.work_dir_lock`) may remove them, and only files that match
-the writer's own name pattern exactly; nothing else is touched.
+:mod:`direct_pretrain.runtime.work_dir_lock`) may remove them, and only what the writer
+itself names for a run (:data:`~direct_pretrain.runtime.atomic_save.RUN_TEMP_NAME_RE`: the
+name of a checkpoint or ``last_checkpoint``, then exactly ``mkstemp``'s 8 random
+characters), a regular file and not a link. A user's ``.notes.20261203.tmp`` or
+``.train_log.md.backup_1.tmp`` looks alike to a loose pattern and is never touched.
 """
 import logging
 import os
 import os.path as osp
-import re
 import stat
 from typing import List
+
+from .atomic_save import RUN_TEMP_NAME_RE
 
 __all__ = ['STALE_TEMP_RE', 'is_writer_temp_name', 'find_stale_temp_files', 'remove_stale_temp_files']
 
 logger = logging.getLogger(__name__)
 
-# tempfile.mkstemp names are prefix + 8 characters of tempfile._RandomNameSequence
-# ('abcdefghijklmnopqrstuvwxyz0123456789_') + suffix; the writer's prefix is '.<target name>.'.
-STALE_TEMP_RE = re.compile(r'^\.(?P<target>.+)\.(?P<random>[a-z0-9_]{8})\.tmp$')
+STALE_TEMP_RE = RUN_TEMP_NAME_RE
 
 
 def is_writer_temp_name(name: str) -> bool:
-    """True when ``name`` has the form the atomic writer gives its temporary files."""
+    """True when ``name`` is what the atomic writer names its temporary file of a run's checkpoint
+    or ``last_checkpoint``."""
     return STALE_TEMP_RE.match(name) is not None
 
 
 def find_stale_temp_files(work_dir: str) -> List[str]:
-    """Regular files directly in ``work_dir`` named like the atomic writer's temporary files."""
+    """Regular files (not links) directly in ``work_dir`` named as the atomic writer names the
+    temporary files of a run's checkpoints."""
     if not osp.isdir(work_dir):
         return []
     found = []

@@ -17,6 +17,10 @@ JSON record of the owner (pid, host, start time, command, token).
   then keep the work dir locked.
 - ``lockf`` goes through NFS's lock manager; where the file system cannot lock at all the
   run continues with a warning.
+- The lock file is opened without following symbolic links and must be a regular file:
+  a ``.lock`` that links elsewhere would have the record written - and on release
+  truncated - in a file outside the work dir; a folder, fifo or link is refused with
+  :class:`~direct_pretrain.errors.WorkDirError` naming it and the fix.
 - Under ``torchrun`` only global rank 0 takes the lock (one job, one owner).
 - The chain holds the locks of its stage work dirs across all stages and runs the stages
   as child processes; it passes its token in ``DP_WORK_DIR_LOCK_TOKEN``, and a start that
@@ -30,14 +34,17 @@ import logging
 import os
 import os.path as osp
 import socket
+import stat
 import sys
 import time
 import uuid
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence
 
+from ..errors import WorkDirError
+
 __all__ = ['LOCK_FILE', 'TOKEN_ENV', 'WorkDirLockedError', 'WorkDirLock', 'acquire_work_dir_lock', 'hold_work_dirs',
-           'read_lock_owner']
+           'read_lock_owner', 'lock_file_problem', 'work_dir_problem']
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,74 @@ class WorkDirLockedError(RuntimeError):
             'taken over automatically.)')
 
 
+# Never through a symbolic link, never blocking on a fifo.
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+
+_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a fifo'), (stat.S_ISSOCK, 'a socket'),
+          (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'))
+
+
+def lock_file_problem(work_dir: str) -> Optional[str]:
+    """Why ``<work_dir>/.lock`` cannot be the lock file (a link, a folder, ...), as the
+    ``error:`` text with the fix; None when it is a regular file or absent."""
+    path = osp.join(work_dir, LOCK_FILE)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISREG(info.st_mode):
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return (f'{path!r} is a symbolic link (to {os.readlink(path)!r}), not the work dir\'s lock file; the run '
+                f'writes no file outside its work dir through it. Remove the link (rm {path!r}) or pass another '
+                '--work-dir.')
+    kind = next((name for test, name in _KINDS if test(info.st_mode)), 'not a regular file')
+    remove = f'rm -r {path!r}' if stat.S_ISDIR(info.st_mode) else f'rm {path!r}'
+    return (f'{path!r} is {kind}, not the work dir\'s lock file (a regular file the run writes its owner into). '
+            f'Remove it ({remove}) or pass another --work-dir.')
+
+
+_WRITABLE = os.W_OK | os.X_OK
+
+
+def work_dir_problem(work_dir: str, lock: bool = True) -> Optional[str]:
+    """Why a run could not use ``work_dir``, as the ``error:`` text with the fix; None when it can.
+    Writes nothing.
+
+    A missing work dir is fine when its nearest existing parent is a writable folder.
+    Writability is the kernel's answer (``access``): a read-only file system or an immutable
+    folder counts for root too, plain permission bits do not stop root.
+
+    Args:
+        work_dir (str): The run's work dir.
+        lock (bool): Also look at ``<work_dir>/.lock`` (:func:`lock_file_problem`). Defaults to True.
+    """
+    if osp.lexists(work_dir) and not osp.isdir(work_dir):
+        return f'work dir {work_dir!r} is a file, not a folder; pass another --work-dir (or move the file away).'
+    if osp.isdir(work_dir):
+        if lock and lock_file_problem(work_dir):
+            return lock_file_problem(work_dir)
+        if not os.access(work_dir, _WRITABLE):
+            return (f'work dir {work_dir!r} is not writable (read-only file system or no write permission); make '
+                    'it writable or pass another --work-dir.')
+        return None
+    parent = osp.dirname(osp.abspath(work_dir))
+    while not osp.lexists(parent):
+        parent = osp.dirname(parent)
+    if not osp.isdir(parent):
+        return f'work dir {work_dir!r} cannot be created: {parent!r} is a file, not a folder; pass another --work-dir.'
+    if not os.access(parent, _WRITABLE):
+        return (f'work dir {work_dir!r} cannot be created: {parent!r} is not writable (read-only file system or no '
+                'write permission); pass another --work-dir.')
+    return None
+
+
+def _unusable(work_dir: str, error: OSError) -> WorkDirError:
+    """The one-line error for an OSError met while creating the work dir or its lock file."""
+    return WorkDirError(work_dir_problem(work_dir) or f'work dir {work_dir!r} cannot be used: '
+                        f'{error.strerror or error} ({error.filename or work_dir}); pass another --work-dir.')
+
+
 def _read_record(fd: int) -> dict:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -87,11 +162,11 @@ def read_lock_owner(work_dir: str) -> dict:
     if osp.realpath(path) in _HELD:
         return dict(_HELD[osp.realpath(path)].record)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
     except OSError:
         return {}
     try:
-        return _read_record(fd)
+        return _read_record(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else {}
     finally:
         os.close(fd)
 
@@ -126,13 +201,27 @@ class WorkDirLock:
                     token=self.token)
 
     def acquire(self) -> 'WorkDirLock':
-        """Take the lock, or join its owner as a guest, or raise :class:`WorkDirLockedError`."""
+        """Take the lock, or join its owner as a guest.
+
+        Raises:
+            WorkDirLockedError: another live process owns the work dir.
+            WorkDirError: the work dir is a file or cannot be written, or its ``.lock`` is
+                not a regular file (nothing is written through a link).
+        """
         key = osp.realpath(self.path)
         if key in _HELD:
             raise WorkDirLockedError(self.work_dir, _HELD[key].record)
         self._created_dir = not osp.isdir(self.work_dir)
-        os.makedirs(self.work_dir, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(self.work_dir, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
+        except OSError as error:
+            if self._created_dir and osp.isdir(self.work_dir):
+                os.rmdir(self.work_dir)  # leave nothing behind
+            raise _unusable(self.work_dir, error) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a fifo or device opened without blocking
+            os.close(fd)
+            raise WorkDirError(lock_file_problem(self.work_dir) or f'{self.path!r} is not a regular file')
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:

@@ -14,14 +14,16 @@ from dp_test_utils import PYTHON, REPO_ROOT, python_env
 from direct_pretrain.runtime.work_dir_lock import (LOCK_FILE, TOKEN_ENV, WorkDirLock, WorkDirLockedError,
                                                    acquire_work_dir_lock, read_lock_owner)
 
-# The child processes load the lock module alone (it needs only the standard library), so
-# they start in a fraction of a second instead of importing mmdet.
+# The child processes load the lock module and the leaf errors module alone (standard library
+# only) under empty stand-ins of their packages, so they start in a fraction of a second
+# instead of running the package's __init__, which imports mmdet.
 _LOAD = f'''
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location('work_dir_lock', {REPO_ROOT!r} + '/direct_pretrain/runtime/work_dir_lock.py')
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-WorkDirLock, WorkDirLockedError = module.WorkDirLock, module.WorkDirLockedError
+import sys, types
+for name, folder in (('direct_pretrain', ''), ('direct_pretrain.runtime', '/runtime')):
+    package = types.ModuleType(name)
+    package.__path__ = [{REPO_ROOT!r} + '/direct_pretrain' + folder]
+    sys.modules[name] = package
+from direct_pretrain.runtime.work_dir_lock import WorkDirLock, WorkDirLockedError
 '''
 
 
