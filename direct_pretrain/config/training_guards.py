@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config
 
 from ..datasets.image_check import IMAGE_CHECK_MODES
+from ..engine.optim_wrappers.loss_guard import apply_loss_guard
 from ..errors import ConfigInputError
 from .dataset_cfg import iter_leaf_datasets
 
@@ -102,3 +103,4 @@ def apply_fault_tolerance(cfg: Config) -> None:
     """Skip-and-count image loaders and the two guard hooks, for a validated training config."""
     enable_bad_image_skipping(cfg)
     add_fault_hooks(cfg, dataset_check_settings(cfg)['max_bad_images'])
+    apply_loss_guard(cfg)  # NonFiniteLossHook's optimizer wrapper: the loss is checked before the step
