@@ -13,7 +13,6 @@ must decode as latin-1, ``numpy.core.multiarray._reconstruct``), and
 ``build_meta_model`` and ``python_env`` are small helpers shared by the test modules.
 """
 import io
-import os
 import os.path as osp
 import pickle
 import re
@@ -29,6 +28,7 @@ __all__ = [
 ]
 
 from dp_test_utils import REPO_ROOT, python_env  # noqa: E402  (re-exported for the checkpoint tests)
+
 DETECTRON_CONFIGS = osp.join(REPO_ROOT, 'configs', 'detectron')
 
 Shape = Tuple[int, ...]
@@ -377,9 +377,10 @@ def write_detectron_pkl(path: str, blobs: Dict[str, np.ndarray], nested: bool = 
 def build_meta_model(config: str, **model_overrides):
     """Build a config's model on the meta device (shapes only, no memory)."""
     import torch
-    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
+    from mmdet.registry import MODELS
     import direct_pretrain  # noqa: F401
     cfg = Config.fromfile(config)
     cfg.merge_from_dict({f'model.{k}': v for k, v in model_overrides.items()})

@@ -1,52 +1,31 @@
-"""``tools/convert_release.py``: a real process converts and checks against the row's config;
-bad input (through the same ``main``, in process) is one ``error:`` line, exit 2, nothing written."""
+"""``dp-convert-release`` in process: bad input is one ``error:`` line, exit 2, nothing written
+(the tool as a real process, converting and refusing outputs: test_convert_cli.py)."""
 import os.path as osp
-import subprocess
 
 import pytest
 import torch
-from dp_test_utils import PYTHON, REPO_ROOT, TOOLS, Payload, python_env
-from release_fixtures import COCO_CLASSES, release_meta, release_optimizer, release_state_dict, write_release_checkpoint
+from dp_test_utils import Payload
+from release_fixtures import release_meta, release_state_dict, write_release_checkpoint
 
-from direct_pretrain.runtime.safe_load import safe_torch_load
-
-TOOL = osp.join(TOOLS, 'convert_release.py')
-
-
-def run_tool(*args):
-    return subprocess.run([PYTHON, TOOL, *map(str, args)], cwd=REPO_ROOT, env=python_env(), capture_output=True,
-                          text=True, timeout=300)
-
-
-@pytest.fixture(scope='module')
-def retinanet_file(tmp_path_factory):
-    state = release_state_dict('retinanet')
-    path = str(tmp_path_factory.mktemp('release') / 'retinanet_finetune.pth')
-    return write_release_checkpoint(path, state, release_meta('retinanet', 'fine-tuned'),
-                                    release_optimizer(state, 'retinanet')), state
-
-
-def test_convert_checks_against_the_rows_config_and_writes_a_safe_checkpoint(retinanet_file, tmp_path):
-    src, state = retinanet_file
-    dst = tmp_path / 'out' / 'retinanet.pth'
-    result = run_tool(src, dst, '--report-json')
-    assert result.returncode == 0, result.stderr
-    assert 'row retinanet, fine-tuned' in result.stdout
-    assert 'checked against' in result.stdout and 'retinanet_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py' in result.stdout
-    assert 'dropped: optimizer state' in result.stdout
-    checkpoint = safe_torch_load(str(dst))  # weights-only, no extra allow-list needed
-    assert set(checkpoint['state_dict']) == set(state)
-    assert all(torch.equal(checkpoint['state_dict'][k], v) for k, v in state.items())
-    assert checkpoint['meta']['dataset_meta']['classes'] == COCO_CLASSES
-    assert checkpoint['meta']['release_conversion']['source_of']['bbox_head.retina_cls.weight'] == \
-        'bbox_head.retina_cls.weight'
-    assert osp.isfile(tmp_path / 'out' / 'retinanet.conversion.json')
+from direct_pretrain.checkpoint.release.mapping import RELEASE_ROWS
+from direct_pretrain.cli.convert_release import default_config, main
+from direct_pretrain.config.paths import installed_configs_dir
 
 
 def run_main(capsys, *args):
-    from direct_pretrain.cli.convert_release import main
     code = main([str(a) for a in args])
     return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize('row', RELEASE_ROWS, ids=[r.name for r in RELEASE_ROWS])
+def test_each_rows_configs_are_installed_and_the_fine_tune_one_is_the_default_target(row):
+    """What the documented commands name ships with the package: the row's pretrain and
+    fine-tune configs, the latter the tool's default target for the row (test_release_rows.py
+    loads every row's files into the model that config builds)."""
+    installed = installed_configs_dir()
+    relative = [osp.relpath(config, 'configs') for config in (row.pretrain_config, row.finetune_config)]
+    assert all(osp.isfile(osp.join(installed, config)) for config in relative), relative
+    assert default_config(row.arch, row.schedule) == osp.join(installed, relative[1])
 
 
 def test_a_file_of_no_row_is_one_error_line_naming_the_closest(tmp_path, capsys):

@@ -1,18 +1,15 @@
-"""``detectron://`` through mmengine's loaders, and the convert_detectron.py CLI."""
-import json
+"""``detectron://`` through mmengine's loaders, and the convert_detectron CLI in process (as real
+processes: test_convert_cli.py)."""
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from detectron_fixtures import detectron_shapes, dump_py2_pickle, materialize, python_env
+from detectron_fixtures import detectron_shapes, dump_py2_pickle, materialize
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
 from direct_pretrain.checkpoint import convert_detectron
 from direct_pretrain.checkpoint.detectron.errors import DetectronArchError
-from direct_pretrain.runtime.safe_load import safe_torch_load
 
 
 def _resnet50(**kwargs):
@@ -60,20 +57,6 @@ def test_scheme_fails_clearly_when_ambiguous(tmp_path, r50_blobs):
 def _cli():
     from direct_pretrain.cli import convert_detectron
     return convert_detectron
-
-
-def test_cli_subprocess(tmp_path, r50_pkl, r50_blobs):
-    out = str(tmp_path / 'r50.pth')
-    result = subprocess.run([sys.executable, '-m', 'direct_pretrain.cli.convert_detectron', r50_pkl, out,
-                             '--arch', 'R-50', '--report-json'], capture_output=True, text=True, env=python_env(),
-                            timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert '159 tensors converted' in result.stdout and 'ignored leftover: fc1000_w' in result.stdout
-    checkpoint = safe_torch_load(out)  # weights-only loadable
-    np.testing.assert_array_equal(checkpoint['state_dict']['layer1.0.conv1.weight'].numpy(),
-                                  r50_blobs['res2_0_branch2a_w'])
-    report = json.loads(open(osp.join(tmp_path, 'r50.conversion.json')).read())
-    assert report['ok'] and {e['target']: e['source'] for e in report['converted']}['conv1.weight'] == 'conv1_w'
 
 
 def test_cli_refuses_unmapped_blobs_unless_allowed(tmp_path, capsys):

@@ -4,15 +4,14 @@ through ``load_from='direct-release://...'`` checked by the package's ``LoadFrom
 
 The files are full-size synthetic release checkpoints (release_fixtures.py: mmdet 2.x names
 and shapes, meta, optimizer state, apex amp state for Swin); the targets are the real models
-of the fine-tune configs (which are also the test configs), built once per layout.
+of the fine-tune configs (which are also the test configs) as installed with the package and
+found by ``dp-convert-release`` (``default_config``), built once per layout.
 """
 import json
-import os.path as osp
 from types import SimpleNamespace
 
 import pytest
 import torch
-from dp_test_utils import REPO_ROOT
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
@@ -21,6 +20,7 @@ from release_fixtures import release_meta, release_optimizer, release_state_dict
 
 from direct_pretrain.checkpoint.release.converter import convert_release
 from direct_pretrain.checkpoint.release.mapping import RELEASE_ROWS
+from direct_pretrain.cli.convert_release import default_config
 from direct_pretrain.engine.hooks import LoadFromCheckHook
 
 STAGES = ('pre-trained', 'fine-tuned')
@@ -33,7 +33,7 @@ def finetune_model(config: str) -> torch.nn.Module:
     """The model of a fine-tune config (P1x / P3x pairs share one), built on CPU once."""
     from mmdet.registry import MODELS
     if config not in _CONFIGS:  # mmdet:: lookups are slow
-        _CONFIGS[config] = Config.fromfile(osp.join(REPO_ROOT, config))
+        _CONFIGS[config] = Config.fromfile(config)
     cfg = _CONFIGS[config]
     key = repr(cfg.model.to_dict())
     if key not in _MODELS:
@@ -53,7 +53,7 @@ def state_for(arch: str):
 @pytest.mark.parametrize('stage', STAGES)
 @pytest.mark.parametrize('row', RELEASE_ROWS, ids=[r.name for r in RELEASE_ROWS])
 def test_release_checkpoint_loads_into_the_rows_configs(row, stage, tmp_path):
-    model = finetune_model(row.finetune_config)
+    model = finetune_model(default_config(row.arch, row.schedule))  # the installed config the tool checks
     state = state_for(row.arch)
     path = write_release_checkpoint(str(tmp_path / f'{row.name}_{stage}.pth'), state,
                                     release_meta(row.arch, stage, row.schedule), release_optimizer(state, row.arch),
