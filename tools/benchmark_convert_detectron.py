@@ -19,11 +19,14 @@ import time
 
 import numpy as np
 
+from mmdet.models.backbones import ResNet
+from direct_pretrain.checkpoint.detectron import convert_detectron
+from direct_pretrain.checkpoint.detectron.c2_mapping import build_mapping, parse_arch
+from direct_pretrain.checkpoint.detectron.reader import load_detectron_blobs
+
 
 def synthetic_r50(path: str) -> None:
     """Write an R-50.pkl look-alike: table blob names/shapes taken from mmdet's ResNet-50."""
-    from mmdet.models.backbones import ResNet
-    from direct_pretrain.checkpoint.detectron.c2_mapping import build_mapping, parse_arch
     shapes = {key: tuple(value.shape) for key, value in ResNet(depth=50, style='caffe').state_dict().items()}
     rng = np.random.default_rng(0)
     blobs = {rule.source: rng.standard_normal(shapes[rule.target], dtype=np.float32)
@@ -40,9 +43,6 @@ def main() -> int:
     parser.add_argument('--arch', default='auto', help="architecture (default 'auto')")
     parser.add_argument('--repeat', type=int, default=5)
     args = parser.parse_args()
-
-    from direct_pretrain.checkpoint import convert_detectron
-    from direct_pretrain.checkpoint.detectron.reader import load_detectron_blobs
     with tempfile.TemporaryDirectory() as tmp:
         path = args.pkl
         if path is None:
