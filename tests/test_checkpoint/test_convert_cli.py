@@ -2,8 +2,8 @@
 
 Every run below is a forked ``python -m direct_pretrain.cli.convert_{detectron,release}``
 process (``forked_cli.py``: one pre-imported interpreter, all runs started together). An
-output that is the input - the same path, a symlink to it, ``sub/../in.pkl``, the JSON report
-aimed at it - is refused with one ``error:`` line and exit code 2, and the input is untouched
+output that is the input - the same path, a symlink or a hard link to it, ``sub/../in.pkl``,
+the JSON report aimed at it - is refused with one ``error:`` line and exit code 2, and the input is untouched
 byte for byte; an output folder that is missing (Detectron tool) or cannot be created (release
 tool) is refused before anything is converted. A process killed while writing (its file-size
 limit reached: SIGXFSZ) leaves the previous output file as it was.
@@ -62,6 +62,8 @@ REFUSED = {
     'detectron-same-path': ('convert_detectron', 'in.pkl', ['in.pkl', '--arch', 'R-50'], None),
     'detectron-symlink': ('convert_detectron', 'in.pkl', ['link.pth', '--arch', 'R-50'],
                           lambda d: os.symlink('in.pkl', osp.join(d, 'link.pth'))),
+    'detectron-hard-link': ('convert_detectron', 'in.pkl', ['hard.pth', '--arch', 'R-50'],
+                            lambda d: os.link(osp.join(d, 'in.pkl'), osp.join(d, 'hard.pth'))),
     'detectron-dotdot': ('convert_detectron', 'in.pkl', ['sub/../in.pkl', '--arch', 'R-50'],
                          lambda d: os.mkdir(osp.join(d, 'sub'))),
     'detectron-report-is-input': ('convert_detectron', 'in.pkl', ['out.pth', '--arch', 'R-50', '--report-json',
