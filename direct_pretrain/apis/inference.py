@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import mmcv
+from mmengine.config import Config
 
 from mmdet.apis import DetInferencer
 from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.model_fit import check_checkpoint_fits_model
 from ..checkpoint.uri import parse_checkpoint_uri
 from ..errors import CheckpointCheckError, InferenceInputError
 
@@ -82,8 +84,11 @@ def _check_inputs(config: str, checkpoint: str) -> None:
         raise InferenceInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py '
                                   '(e.g. work_dirs/<config name>/epoch_N.pth).')
     try:
-        check_checkpoint_file(checkpoint)
-    except CheckpointCheckError as error:  # empty, truncated, not a checkpoint, unsafe
+        if check_checkpoint_file(checkpoint) is not None:  # a local file: it must fill the model, finite
+            cfg = Config.fromfile(config)
+            check_checkpoint_fits_model(checkpoint, cfg.model, config_name=f'the config {config}',
+                                        default_scope=cfg.get('default_scope') or 'mmdet')
+    except CheckpointCheckError as error:  # empty, truncated, not a checkpoint, unsafe, does not fit, NaN
         raise InferenceInputError(str(error)) from error
 
 

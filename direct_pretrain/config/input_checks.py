@@ -6,12 +6,15 @@ and leaves debris behind. These checks name the bad path or value and the fix, a
 before anything is written.
 """
 import logging
+import os
 import os.path as osp
 from typing import Optional, Tuple
 
 from mmengine.config import Config
 
-from ..checkpoint.checkpoint_check import check_checkpoint_file
+from ..checkpoint.checkpoint_check import CheckpointContents, inspect_checkpoint_file
+from ..checkpoint.model_fit import check_checkpoint_fits_model
+from ..checkpoint.pretrain_origin import missing_checkpoint_message
 from ..checkpoint.uri import parse_checkpoint_uri
 from ..datasets.coco_validation import validate_coco_dataset
 from ..errors import CheckpointCheckError, ConfigInputError, DatasetValidationError
@@ -90,25 +93,40 @@ def validate_training_data(cfg: Config) -> list:
 
 
 def check_load_from(cfg: Config, what: str = 'load_from') -> None:
-    """A local ``load_from`` must exist and be a complete, safe checkpoint; say which
-    pretrain config creates it when it is missing."""
+    """A local ``load_from`` (``what='load_from'``) or resumed checkpoint (``what='--resume'``)
+    must exist, pass the checkpoint pre-check and fit the model.
+
+    ``--resume``: every name and shape of the model (read from the pickle record, no tensor
+    loaded). ``load_from``: finite weights, always (a pretrain or fine-tune from NaN weights
+    only diverges); the whole model when the config runs a strict ``LoadFromCheckHook`` (its
+    ``allowed_missing`` honoured; a class layer's mismatch named as ``num_classes``). A
+    missing file names where the value came from and which pretrain config writes it.
+    """
     load_from: Optional[str] = cfg.get('load_from')
     uri = parse_checkpoint_uri(load_from) if load_from else None
     if uri is None or not uri.is_local:
         return  # none, or fetched by mmengine (http://, open-mmlab://, ...)
-    if osp.exists(uri.path) or uri.scheme != 'file':
-        check_checkpoint(load_from, what)
-        return
-    hint = ''
-    pretrain_config = cfg.get('pretrain_config')
-    # The pretrain hint only for the pretrain stage's own output (a dir named after its config),
-    # not for a checkpoint the user named.
-    if pretrain_config and (osp.basename(osp.dirname(osp.normpath(load_from))) ==
-                            osp.splitext(osp.basename(pretrain_config))[0]):
-        hint = (f' It is written by the pretrain stage: run `./dist_train.sh {pretrain_config} <GPUS>` '
-                f'(or `python tools/train.py {pretrain_config}`) first, or point load_from at your own '
-                'checkpoint with --cfg-options load_from=<path>.')
-    raise ConfigInputError(f'{what} checkpoint {load_from!r} does not exist.{hint or " Check the path."}')
+    if not osp.exists(uri.path) and uri.scheme == 'file':
+        raise ConfigInputError(missing_checkpoint_message(cfg, load_from, what))
+    contents = check_checkpoint(load_from, what)
+    if os.environ.get('DP_INPUTS_CHECKED') == '1':
+        return  # a torchrun worker: dist_launch.sh's pre-check loaded and fitted it once for the job
+    resume = what == '--resume'
+    hook = next((h for h in cfg.get('custom_hooks') or []
+                 if getattr(h.get('type'), '__name__', h.get('type')) == 'LoadFromCheckHook'), None)
+    strict_hook = hook is not None and hook.get('strict', True)
+    allowed_missing = hook.get('allowed_missing', ()) if hook and not resume else ()
+    try:
+        check_checkpoint_fits_model(
+            load_from, cfg.model, what, config_name=f'the {"" if resume else "fine-tune "}config {cfg.filename}',
+            complete=resume or strict_hook, allowed_missing=allowed_missing, finite=not resume,
+            state_shapes=contents.state_shapes if contents else None, default_scope=cfg.get('default_scope') or 'mmdet',
+            fix=('It was written by a run of another config: resume with that config, or start a new run without '
+                 '--resume.') if resume else
+            ('Check that the checkpoint comes from the matching pretrain config, list the model keys that are meant to '
+             'be new in LoadFromCheckHook(allowed_missing=[...]), or set LoadFromCheckHook(strict=False).'))
+    except CheckpointCheckError as error:
+        raise ConfigInputError(str(error)) from error
 
 
 def check_train_inputs(cfg: Config) -> None:
@@ -119,17 +137,27 @@ def check_train_inputs(cfg: Config) -> None:
     check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
 
 
-def check_checkpoint(path: str, what: str = 'checkpoint') -> None:
-    """:func:`~direct_pretrain.checkpoint.checkpoint_check.check_checkpoint_file` as a
-    :class:`ConfigInputError` (missing, empty, truncated, not a checkpoint, unsafe)."""
+def check_checkpoint(path: str, what: str = 'checkpoint') -> Optional[CheckpointContents]:
+    """The checkpoint pre-check (:func:`~direct_pretrain.checkpoint.checkpoint_check.inspect_checkpoint_file`:
+    structure, allow-list, storage records, top level) as a :class:`ConfigInputError`; returns
+    what it read (None for a remote checkpoint)."""
     try:
-        check_checkpoint_file(path, what=what)
+        return inspect_checkpoint_file(path, what=what)
     except CheckpointCheckError as error:
         raise ConfigInputError(str(error)) from error
 
 
 def check_test_inputs(cfg: Config, checkpoint: str) -> None:
+    """The checkpoint exists, passes the pre-check, fills the config's model (every name and
+    shape) with finite weights; the test datasets exist."""
     if parse_checkpoint_uri(checkpoint).scheme == 'file' and not osp.isfile(checkpoint):
         raise ConfigInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py.')
-    check_checkpoint(checkpoint)
+    contents = check_checkpoint(checkpoint)
     check_dataset_paths(cfg, ('test_dataloader', ))
+    if contents is None or os.environ.get('DP_INPUTS_CHECKED') == '1':
+        return  # fetched by mmengine, or a torchrun worker after dist_launch.sh's pre-check
+    try:
+        check_checkpoint_fits_model(checkpoint, cfg.model, config_name=f'the config {cfg.filename}',
+                                    default_scope=cfg.get('default_scope') or 'mmdet')
+    except CheckpointCheckError as error:
+        raise ConfigInputError(str(error)) from error
