@@ -6,6 +6,7 @@ their reports the same way: every target key with its source, the meaning-changi
 and what is left over or missing (detectron2's ``c2_model_loading`` keeps the same map).
 """
 import json
+import logging
 import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Tuple, Union
@@ -96,6 +97,14 @@ class ConversionReport:
         width = max((len(e.target) for e in self.converted + self.synthesized), default=0)
         return '\n'.join(f'{e.target:<{width}} <- {e.source} [{e.kind}] {e.source_shape}->{e.shape}'
                          for e in self.converted + self.synthesized)
+
+    def log(self, logger: logging.Logger, name: str, edit_level: int = logging.INFO) -> None:
+        """What the house style asks of a converter's log: each edit (at ``edit_level``), the
+        summary at INFO, the full key table (titled ``name``) at DEBUG."""
+        for edit in self.edits:
+            logger.log(edit_level, '%s', edit)
+        logger.info('%s', self.summary())
+        logger.debug('%s key table:\n%s', name, self.table())
 
     def compare_with_target(self, target: Union[nn.Module, Mapping[str, Any]]) -> None:
         """Check the converted and synthesised keys against ``target``'s: fill ``missing_target``

@@ -16,7 +16,7 @@ import logging
 import os.path as osp
 import sys
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..checkpoint import convert_detectron
 from ..checkpoint.checkpoint_check import check_checkpoint_file
@@ -25,7 +25,7 @@ from ..checkpoint.conversion_report import ConversionReport, build_target_model
 from ..checkpoint.detectron.errors import DetectronConversionError
 from ..errors import CheckpointCheckError, ConfigInputError, UnsafeCheckpointError
 
-__all__ = ['parse_args', 'print_conversion_end', 'write_or_report', 'main']
+__all__ = ['parse_args', 'start_conversion', 'write_or_report', 'print_conversion_end', 'main']
 
 #: What the converters' tools turn into one ``error:`` line and exit code 2.
 INPUT_ERRORS = (ConfigInputError, CheckpointCheckError, UnsafeCheckpointError, FileNotFoundError)
@@ -52,11 +52,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start_conversion(args: argparse.Namespace) -> Tuple[float, Optional[str]]:
+    """What both converters' tools do first: log as asked (``-v``: the key table), start the
+    clock, and place the JSON report. Returns the start time and the report's path (or None)."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
+    return time.perf_counter(), report_json_path(args.dst, args.report_json)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
-    start = time.perf_counter()
-    report_path = report_json_path(args.dst, args.report_json)
+    start, report_path = start_conversion(args)
     try:
         check_checkpoint_file(args.src, what='Detectron weights', kind='detectron')
         check_conversion_outputs(args.src, args.dst, report_path)  # a missing output folder is an error

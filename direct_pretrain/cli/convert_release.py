@@ -13,19 +13,18 @@ written atomically (:mod:`direct_pretrain.checkpoint.conversion_output`). Withou
 step, configs can load the file directly: ``load_from='direct-release://<file>'``.
 """
 import argparse
-import logging
 import os.path as osp
 import sys
 import time
 
 from ..checkpoint.checkpoint_check import check_checkpoint_file
-from ..checkpoint.conversion_output import check_conversion_outputs, report_json_path
+from ..checkpoint.conversion_output import check_conversion_outputs
 from ..checkpoint.conversion_report import build_target_model
 from ..checkpoint.release.converter import convert_release, read_release_checkpoint, release_checkpoint_dict
 from ..checkpoint.release.errors import ReleaseConversionError
 from ..checkpoint.release.mapping import ARCH_NAMES, describe_release_meta, infer_arch, row_for
 from ..config.paths import installed_configs_dir
-from .convert_detectron import INPUT_ERRORS, print_conversion_end, write_or_report
+from .convert_detectron import INPUT_ERRORS, print_conversion_end, start_conversion, write_or_report
 
 __all__ = ['parse_args', 'default_config', 'main']
 
@@ -55,9 +54,7 @@ def default_config(arch: str, schedule: str) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format='%(levelname)s %(message)s')
-    start = time.perf_counter()
-    report_path = report_json_path(args.dst, args.report_json)
+    start, report_path = start_conversion(args)
     try:
         # missing / empty / truncated / not a checkpoint; the release reader has its own allow-list
         check_checkpoint_file(args.src, what='release checkpoint', check_globals=False)

@@ -307,8 +307,5 @@ def convert_detectron(source: Union[str, BinaryIO, DetectronBlobs, Dict[str, Any
         else:  # identity_var
             state_dict[entry.target] = torch.full(entry.shape, 1.0 - bn_eps, dtype=torch.float32)
 
-    for edit in report.edits:
-        logger.info('%s', edit)
-    logger.info('%s', report.summary())
-    logger.debug('Detectron key table:\n%s', report.table())
+    report.log(logger, 'Detectron')
     return state_dict, report

@@ -274,10 +274,7 @@ def convert_release(source: Union[str, ReleaseCheckpoint],
                                'regenerated index is used', ckpt.source, rule.source)
         out[entry.target] = value
 
-    for edit in report.edits:
-        logger.debug('%s', edit)
-    logger.info('%s', report.summary())
-    logger.debug('release key table:\n%s', report.table())
+    report.log(logger, 'release', edit_level=logging.DEBUG)  # Swin-T: 9 PatchMerging edits
     return out, report
 
 
