@@ -306,12 +306,17 @@ def _option_args(options: Dict[str, Any]) -> List[str]:
     return ['--cfg-options', *(f'{key}={value}' for key, value in options.items())] if options else []
 
 
-def _load(path: str, work_dir: str, options: Dict[str, Any], data_root: str) -> Config:
-    """The config the stage's tool will run (same loading, options and ``--data-root``)."""
+def _train_stage(name: str, path: str, work_dir: str, stage_options: Dict[str, Any], data_root: str) -> dict:
+    """One planned training stage: what :func:`~direct_pretrain.chain.run_train_stage` takes, and
+    the command it starts (the config is loaded as the train tool loads it, to know its output)."""
     try:
-        return load_config(path, work_dir, options, data_root=data_root)
+        cfg = load_config(path, work_dir, stage_options, data_root=data_root)
     except ConfigInputError as error:
         raise GpuCheckInputError(str(error)) from error
+    extra = ['--data-root', data_root, *_option_args(stage_options)]
+    return dict(stage=name, tool='train', config=path, cfg=cfg, work_dir=work_dir, extra=extra,
+                output=osp.join(work_dir, final_checkpoint_name(cfg)),
+                argv=[*tool_command('train'), path, '--work-dir', work_dir, *extra])
 
 
 def training_plan(options: GpuCheckOptions) -> Dict[str, Any]:
@@ -326,32 +331,20 @@ def training_plan(options: GpuCheckOptions) -> Dict[str, Any]:
     """
     work = osp.abspath(options.work_dir)
     data_root = osp.join(work, 'toy_coco') + '/'
-    data_args = ['--data-root', data_root]
     routed = {TORCHVISION_CUDA_OPS_KEY: True} if options.torchvision_cuda_ops else {}
     pre_path, ft_path = osp.abspath(_config_path(TOY_PRETRAIN)), osp.abspath(_config_path(TOY_FINETUNE))
-    pre_dir, ft_dir = osp.join(work, 'pretrain'), osp.join(work, 'finetune')
-
-    pre_options = {**_short_epoch(Config.fromfile(pre_path), options.pretrain_images), **routed}
-    pre_cfg = _load(pre_path, pre_dir, pre_options, data_root)
-    pre_ckpt = osp.join(pre_dir, final_checkpoint_name(pre_cfg))
-    ft_options = {**_short_epoch(Config.fromfile(ft_path), options.finetune_images), 'load_from': pre_ckpt, **routed}
-    ft_cfg = _load(ft_path, ft_dir, ft_options, data_root)
-    ft_ckpt = osp.join(ft_dir, final_checkpoint_name(ft_cfg))
-    metrics = osp.join(ft_dir, 'test_metrics.json')
-
-    stages = []
-    for name, path, cfg, work_dir, stage_options, output in (('pretrain', pre_path, pre_cfg, pre_dir, pre_options,
-                                                               pre_ckpt),
-                                                              ('finetune', ft_path, ft_cfg, ft_dir, ft_options,
-                                                               ft_ckpt)):
-        extra = [*data_args, *_option_args(stage_options)]
-        stages.append(dict(stage=name, config=path, cfg=cfg, work_dir=work_dir, extra=extra, output=output,
-                           argv=[*tool_command('train'), path, '--work-dir', work_dir, *extra]))
-    extra = [*data_args, *_option_args(routed)]
-    stages.append(dict(stage='test', config=ft_path, checkpoint=ft_ckpt, work_dir=ft_dir, extra=extra, output=metrics,
-                       argv=[*tool_command('test'), ft_path, ft_ckpt, '--work-dir', ft_dir, '--eval', *TEST_METRICS,
-                             '--classwise', '--metrics-out', metrics, *extra]))
-    return dict(work_dir=work, data_root=data_root, commands=stages)
+    pretrain = _train_stage('pretrain', pre_path, osp.join(work, 'pretrain'),
+                            {**_short_epoch(Config.fromfile(pre_path), options.pretrain_images), **routed}, data_root)
+    finetune = _train_stage('finetune', ft_path, osp.join(work, 'finetune'), {
+        **_short_epoch(Config.fromfile(ft_path), options.finetune_images), 'load_from': pretrain['output'], **routed
+    }, data_root)
+    work_dir, checkpoint = finetune['work_dir'], finetune['output']
+    metrics = osp.join(work_dir, 'test_metrics.json')
+    extra = ['--data-root', data_root, *_option_args(routed)]
+    test = dict(stage='test', tool='test', config=ft_path, checkpoint=checkpoint, work_dir=work_dir, extra=extra,
+                output=metrics, argv=[*tool_command('test'), ft_path, checkpoint, '--work-dir', work_dir, '--eval',
+                                      *TEST_METRICS, '--classwise', '--metrics-out', metrics, *extra])
+    return dict(work_dir=work, data_root=data_root, commands=[pretrain, finetune, test])
 
 
 def run_training(plan: Dict[str, Any]) -> List[dict]:
@@ -365,8 +358,8 @@ def run_training(plan: Dict[str, Any]) -> List[dict]:
     if not toy_coco_is_complete(plan['data_root']):
         generate_toy_coco(plan['data_root'])
     stages = plan['commands']
-    progress = StageProgress([(s['stage'], estimate_train_cost(s['cfg']) if 'cfg' in s else None) for s in stages],
-                             'gpu check')
+    progress = StageProgress([(s['stage'], estimate_train_cost(s['cfg']) if s['tool'] == 'train' else None)
+                              for s in stages], 'gpu check')
     results = []
     failed = False
     for stage in stages:
@@ -377,7 +370,7 @@ def run_training(plan: Dict[str, Any]) -> List[dict]:
             entry['skipped'] = 'an earlier stage failed'
             continue
         try:
-            if 'checkpoint' in stage:
+            if stage['tool'] == 'test':
                 result = run_test_stage(stage['stage'], stage['config'], stage['checkpoint'], stage['work_dir'],
                                         TEST_METRICS, progress, stage['extra'])
                 entry['metrics'] = result.metrics
