@@ -6,14 +6,15 @@ weights and class names from the checkpoint, :class:`~mmdet.visualization.DetLoc
 drawing, a rich progress bar with the time remaining); this module adds what a folder of
 real-world files needs: files that are not images, or do not decode, are skipped with a
 message instead of ending the run, missing inputs fail up front with the path and the
-fix, and all predictions land in one JSON (boxes, labels, scores, COCO RLE masks).
+fix, and all predictions land in one JSON (boxes, labels, class names with the annotation
+file's category ids, scores, COCO RLE masks, keypoints).
 """
 import json
 import logging
 import os
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 from mmengine.config import Config
@@ -22,9 +23,10 @@ from mmdet.apis import DetInferencer
 from ..checkpoint.checkpoint_check import check_checkpoint_file
 from ..checkpoint.model_fit import check_checkpoint_fits_model
 from ..checkpoint.uri import parse_checkpoint_uri
+from ..config.dataset_cfg import iter_leaf_datasets
 from ..errors import CheckpointCheckError, InferenceInputError
 
-__all__ = ['IMAGE_EXTENSIONS', 'InferenceResult', 'list_images', 'infer_images']
+__all__ = ['IMAGE_EXTENSIONS', 'InferenceResult', 'list_images', 'infer_images', 'category_ids_of']
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +94,64 @@ def _check_inputs(config: str, checkpoint: str) -> None:
         raise InferenceInputError(str(error)) from error
 
 
-def _instances(prediction: dict, classes: Optional[tuple], score_thr: float) -> List[dict]:
+def category_ids_of(cfg: Config, classes: Optional[Sequence[str]]) -> Tuple[Optional[List[Optional[int]]],
+                                                                              Optional[str]]:
+    """The annotation file's category id of each class, and the file they come from.
+
+    The checkpoint's ``dataset_meta`` holds only the class names, so the ids come from the
+    categories of the config's annotation file (the test dataset's, else val's, else train's):
+    mmdet's ``CocoDataset`` and ``CocoMetric`` map label ``i`` to the ``i``-th of the file's
+    categories whose name is among the classes, in the file's order, which is repeated here, so
+    the ids are the ones ``dp-test`` writes into COCO results. (None, None) when no annotation
+    file of the config can be read; a class name the file lacks gets None.
+    """
+    if not classes:
+        return None, None
+    for _, ds in iter_leaf_datasets(cfg, ('test_dataloader', 'val_dataloader', 'train_dataloader')):
+        ann_file, data_root = ds.get('ann_file') or '', ds.get('data_root') or ''
+        path = ann_file if osp.isabs(ann_file) or not data_root else osp.join(data_root, ann_file)
+        if not path.endswith('.json') or not osp.isfile(path):
+            continue
+        with open(path) as f:
+            categories = json.load(f).get('categories') or []
+        wanted = set(classes)
+        matched = [c for c in categories if c.get('name') in wanted]  # pycocotools' getCatIds(catNms=...)
+        ids: List[Optional[int]] = [int(c['id']) for c in matched] + [None] * (len(classes) - len(matched))
+        by_name = {c['name']: int(c['id']) for c in matched}
+        if [by_name.get(name) for name in classes] != ids:
+            logger.warning('category ids: the checkpoint\'s classes %s are not the categories of %s in the file\'s '
+                           'order, so mmdet\'s label -> category mapping (file order) differs from the names; the '
+                           'ids written follow mmdet (what the model was trained on)', list(classes), path)
+        return ids, path
+    logger.warning('category ids: none of the config\'s annotation files can be read (test, val, train); '
+                   'predictions.json carries class names only')
+    return None, None
+
+
+def _instances(prediction: dict, sample, classes: Optional[tuple], category_ids: Optional[List[Optional[int]]],
+               score_thr: float) -> List[dict]:
+    """The JSON instances of one image above ``score_thr``: box, label, class name, the file's
+    category id, RLE mask and, for Keypoint R-CNN, each keypoint's ``[x, y, score]``."""
     instances = []
     masks = prediction.get('masks') or [None] * len(prediction['labels'])
-    for label, score, bbox, mask in zip(prediction['labels'], prediction['scores'], prediction['bboxes'], masks):
+    pred = sample.pred_instances
+    keypoints = pred.keypoints.cpu().numpy() - 0.5 if 'keypoints' in pred else None  # COCO's pixel-index frame
+    keypoint_scores = pred.keypoint_scores.cpu().numpy() if 'keypoint_scores' in pred else None
+    for index, (label, score, bbox, mask) in enumerate(
+            zip(prediction['labels'], prediction['scores'], prediction['bboxes'], masks)):
         if score < score_thr:
             continue
         instance = dict(label=int(label), score=float(score), bbox=[float(v) for v in bbox])
         if classes is not None and 0 <= label < len(classes):
             instance['class'] = classes[label]
+            if category_ids is not None:
+                instance['category_id'] = category_ids[label]
         if mask is not None:
             instance['mask'] = dict(size=list(mask['size']), counts=mask['counts'])
+        if keypoints is not None:
+            scores = keypoint_scores[index] if keypoint_scores is not None else [None] * len(keypoints[index])
+            instance['keypoints'] = [[float(x), float(y), None if s is None else float(s)]
+                                     for (x, y), s in zip(keypoints[index], scores)]
         instances.append(instance)
     return instances
 
@@ -134,19 +183,27 @@ def infer_images(config: str, checkpoint: str, image_dir: str, out_dir: str, sco
                                   (f' ({len(skipped)} file(s) skipped, see above)' if skipped else ' (empty)') +
                                   f'; put {", ".join(IMAGE_EXTENSIONS[:2])} or other image files there.')
     inferencer = DetInferencer(model=config, weights=checkpoint, device=device, show_progress=True)
-    classes = tuple(inferencer.model.dataset_meta.get('classes') or ()) or None
+    dataset_meta = inferencer.model.dataset_meta or {}
+    classes = tuple(dataset_meta.get('classes') or ()) or None
+    category_ids, categories_file = category_ids_of(inferencer.cfg, classes)
     os.makedirs(out_dir, exist_ok=True)
+    # data samples, not mmdet's dicts: those drop the keypoints of Keypoint R-CNN
     outputs = inferencer([path for path, _ in images], batch_size=batch_size, out_dir=out_dir,
-                         pred_score_thr=score_thr, no_save_pred=True)
+                         pred_score_thr=score_thr, no_save_pred=True, return_datasamples=True)
     records, counts = [], {}
-    for (path, (height, width)), prediction in zip(images, outputs['predictions']):
-        instances = _instances(prediction, classes, score_thr)
+    for (path, (height, width)), sample in zip(images, outputs['predictions']):
+        instances = _instances(inferencer.pred2dict(sample), sample, classes, category_ids, score_thr)
         counts[osp.basename(path)] = len(instances)
         records.append(dict(file=osp.basename(path), height=int(height), width=int(width), instances=instances))
     predictions_file = osp.join(out_dir, 'predictions.json')
+    header = dict(config=config, checkpoint=checkpoint, score_thr=score_thr, classes=classes,
+                  category_ids=category_ids, category_ids_from=categories_file)
+    if dataset_meta.get('keypoint_names'):
+        header.update(keypoint_names=list(dataset_meta['keypoint_names']),
+                      keypoint_format='[x, y, score] per keypoint, in keypoint_names order; x, y in pixels as COCO '
+                      'annotation files write them (pixel indices)')
     with open(predictions_file, 'w') as f:
-        json.dump(dict(config=config, checkpoint=checkpoint, score_thr=score_thr, classes=classes,
-                       bbox_format='xyxy (pixels)', mask_format='COCO RLE', images=records, skipped=skipped),
+        json.dump(dict(header, bbox_format='xyxy (pixels)', mask_format='COCO RLE', images=records, skipped=skipped),
                   f, indent=1)
     logger.info('%d image(s) inferred, %d skipped; drawings in %s, predictions in %s', len(records), len(skipped),
                 osp.join(out_dir, 'vis'), predictions_file)

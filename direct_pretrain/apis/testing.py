@@ -7,6 +7,7 @@ reports. Argument parsing lives in :mod:`direct_pretrain.cli.test`.
 """
 import copy
 import logging
+import math
 import os
 import warnings
 from argparse import Namespace
@@ -19,17 +20,20 @@ from mmengine.runner import Runner
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
+from ..config.consistency_checks import check_test_consistency
 from ..config.dataset_cfg import leaf_dataset
 from ..config.input_checks import check_test_inputs
 from ..config.loading import load_config
 from ..errors import ConfigInputError
 from .launch import prepare_runtime
 
-__all__ = ['COCO_METRICS', 'build_test_config', 'test']
+__all__ = ['COCO_METRICS', 'build_test_config', 'set_classwise', 'test']
 
 COCO_METRICS = ('bbox', 'segm', 'proposal', 'proposal_fast', 'keypoints')
 # 'keypoints' (OKS AP) is evaluated by CocoKeypointMetric, which also evaluates the others.
-COCO_METRIC_TYPES = ('CocoMetric', 'CocoKeypointMetric')
+COCO_METRIC_TYPES = ('CocoMetric', 'CocoKeypointMetric', 'CocoClasswiseMetric')
+# Evaluators with a ``classwise`` switch (per-class AP).
+CLASSWISE_METRIC_TYPES = ('CocoMetric', 'mmdet.CocoMetric', 'CocoKeypointMetric', 'CocoClasswiseMetric')
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,33 @@ def _apply_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
+def _evaluators(cfg: Config) -> list:
+    evaluator = cfg.get('test_evaluator')
+    return list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator] if evaluator else []
+
+
+def set_classwise(cfg: Config, config: str, classwise: bool) -> None:
+    """Switch per-class AP on for the test evaluators (``classwise``), and evaluate every COCO
+    evaluator that computes it as :class:`~direct_pretrain.evaluation.CocoClasswiseMetric`, so
+    that box and mask AP per class do not overwrite each other under mmdet's ``coco/<class>_precision``.
+
+    Raises:
+        ConfigInputError: ``classwise`` and no test evaluator is a COCO metric.
+    """
+    evaluators = [e for e in _evaluators(cfg) if isinstance(e, dict) and e.get('type') in CLASSWISE_METRIC_TYPES]
+    if classwise:
+        if not evaluators:
+            raise ConfigInputError(f'--classwise: test_evaluator in {config} is not a CocoMetric / CocoKeypointMetric; '
+                                   'per-class AP is computed by those. Drop --classwise or use a COCO evaluator.')
+        for evaluator in evaluators:
+            evaluator.classwise = True
+    for evaluator in evaluators:
+        if evaluator.get('classwise') and evaluator.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
+            evaluator.type = 'CocoClasswiseMetric'
+            logger.info('per-class AP: test_evaluator CocoMetric evaluated as CocoClasswiseMetric (keys '
+                        'coco/<task>_<class>_precision)')
+
+
 def build_test_config(config: str,
                       checkpoint: str,
                       work_dir: Optional[str] = None,
@@ -63,7 +94,8 @@ def build_test_config(config: str,
                       show_dir: Optional[str] = None,
                       wait_time: float = 2,
                       tta: bool = False,
-                      data_root: Optional[str] = None) -> Config:
+                      data_root: Optional[str] = None,
+                      classwise: bool = False) -> Config:
     """The config a test run uses, validated before anything is written.
 
     Args:
@@ -81,6 +113,8 @@ def build_test_config(config: str,
         tta (bool): Flip test-time augmentation. Defaults to False.
         data_root (str, optional): Dataset folder, set on every dataset and the evaluators'
             ``ann_file`` (``--data-root``). Defaults to the config's.
+        classwise (bool): Per-class AP of every COCO task, under the dataset's class names
+            (``--classwise``; :func:`set_classwise`). Defaults to False.
 
     Raises:
         ConfigInputError: the config, checkpoint, a dataset path or an option is unusable.
@@ -101,13 +135,23 @@ def build_test_config(config: str,
             raise ConfigInputError(f'--eval keypoints: test_evaluator in {config} is a {evaluator.get("type")}; '
                                    'keypoint AP needs a keypoint config (test_evaluator type CocoKeypointMetric).')
         evaluator.metric = list(eval_metrics)
+    set_classwise(cfg, config, classwise)
     check_test_inputs(cfg, checkpoint)
+    check_test_consistency(cfg)  # heads vs the test set's classes, the test evaluator's files
     cfg.load_from = checkpoint
     if show or show_dir:
         cfg = trigger_visualization_hook(cfg, Namespace(show=show, show_dir=show_dir, wait_time=wait_time))
     if tta:
         _apply_tta(cfg)
     return cfg
+
+
+def _json_value(value: Any) -> Any:
+    """A metric as JSON: a number; null for NaN (the per-class AP of a class without ground truth,
+    which strict JSON cannot hold); anything else as text."""
+    if isinstance(value, (int, float)):
+        return None if math.isnan(value) else float(value)
+    return str(value)
 
 
 def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = None) -> Dict:
@@ -119,8 +163,7 @@ def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = No
     metrics = runner.test()
     if metrics_out and runner.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(metrics_out)), exist_ok=True)
-        dump({k: float(v) if isinstance(v, (int, float)) else str(v) for k, v in metrics.items()},
-             metrics_out + '.tmp', file_format='json', indent=1)
+        dump({k: _json_value(v) for k, v in metrics.items()}, metrics_out + '.tmp', file_format='json', indent=1)
         os.replace(metrics_out + '.tmp', metrics_out)
         logger.info('test metrics written to %s', metrics_out)
     return metrics

@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 
 from ..config.accumulation import apply_gradient_accumulation
 from ..config.batch_check import check_batch_size, launcher_world_size
+from ..config.consistency_checks import check_train_consistency
 from ..config.input_checks import check_train_inputs, validate_training_data
 from ..config.loading import load_config
 from ..config.training_guards import apply_fault_tolerance
@@ -107,7 +108,8 @@ def build_train_config(config: str,
         cfg.resume = True
         cfg.load_from = resume
     check_train_inputs(cfg)
-    validate_training_data(cfg)
+    # heads vs classes, the val evaluator's files, warmup vs the run (sized by the dataset check's image counts)
+    check_train_consistency(cfg, validate_training_data(cfg))
     if batch_warning and os.environ.get('RANK', '0') == '0' and os.environ.get('DP_INPUTS_CHECKED') != '1':
         # once per job, after the checks passed: rank 0, or dist_launch.sh's check before torchrun
         logger.warning(batch_warning)

@@ -24,7 +24,7 @@ from mmengine.fileio import dump
 
 from ..config.paths import final_checkpoint_name, resolve_config_path
 from ..errors import ReportInputError
-from ..report import markdown_table, write_report
+from ..report import format_per_class_table, markdown_table, write_report
 from ..runtime.process_lifetime import die_with_parent
 from ..runtime.work_dir_lock import hold_work_dirs
 from .progress import StageProgress, estimate_train_cost
@@ -187,7 +187,8 @@ def _write_chain_report(work_dirs: List[str], out_dir: str) -> None:
 
 
 def format_results_table(results: Sequence[StageResult]) -> str:
-    """Markdown tables of the stages and of the test metrics."""
+    """Markdown tables of the stages, of the test metrics and, when the test computed them, of
+    each class's AP under the dataset's class names."""
     text = markdown_table(['stage', 'status', 'wall time (s)', 'output'],
                           [[r.name, r.status, f'{r.wall_time_s:.1f}', r.output] for r in results])
     metrics = results[-1].metrics if results else {}
@@ -195,4 +196,7 @@ def format_results_table(results: Sequence[StageResult]) -> str:
             if k.startswith('coco/') and k.endswith(('_mAP', '_mAP_50', '_mAP_75'))]
     if keys:
         text += '\n\n' + markdown_table(keys, [[f'{metrics["coco/" + k]:.3f}' for k in keys]])
+    per_class = format_per_class_table({results[-1].name: metrics}) if results else None
+    if per_class:
+        text += '\n\n' + per_class
     return text

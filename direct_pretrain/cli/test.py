@@ -1,7 +1,7 @@
 """``dp-test`` / ``tools/test.py``: test (and evaluate) a detector.
 
 ``dp-test CONFIG CHECKPOINT [--eval bbox segm] [--metrics-out m.json] [--out r.pkl]
-[--show] [--show-dir D] [--tta] [--work-dir D] [--cfg-options k=v ...] [--launcher ...]``
+[--show] [--show-dir D] [--tta] [--classwise] [--work-dir D] [--cfg-options k=v ...] [--launcher ...]``
 - MMDetection 3.3's flags plus the original release's ``--eval``.
 """
 import argparse
@@ -33,6 +33,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--show-dir', help='save painted images under work_dir/timestamp/show_dir')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip)')
+    parser.add_argument('--classwise', action='store_true', help='per-class AP (box, mask, keypoints) under the '
+                        "dataset's class names, in the metrics and test_metrics.json")
     add_common_args(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -44,7 +46,7 @@ def build_config(args: argparse.Namespace):
     return build_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
                              launcher=args.launcher, eval_metrics=args.eval, out=args.out, show=args.show,
                              show_dir=args.show_dir, wait_time=args.wait_time, tta=args.tta,
-                             data_root=args.data_root)
+                             data_root=args.data_root, classwise=args.classwise)
 
 
 @record  # under torchrun, a failing rank's traceback is shown in the job's error summary

@@ -8,6 +8,8 @@ from typing import Any, Dict, Optional
 
 from mmengine.config import Config
 
+from ..errors import ConfigInputError
+from .consistency_checks import list_merge_advice
 from .data_root import set_data_root
 from .option_checks import check_option_types
 from .paths import default_work_dir, resolve_config_path
@@ -23,9 +25,17 @@ def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional
     ``./work_dirs/<config name>``).
 
     Raises:
-        ConfigInputError: the config does not exist, or an option has the wrong type.
+        ConfigInputError: the config does not exist, merges a dict into a base list, or an
+            option has the wrong type.
     """
-    cfg = Config.fromfile(resolve_config_path(path))
+    resolved = resolve_config_path(path)
+    try:
+        cfg = Config.fromfile(resolved)
+    except TypeError as error:  # mmengine's "cannot inherit" of a dict into a base list (Cascade's heads)
+        advice = list_merge_advice(resolved, error)
+        if advice is None:
+            raise
+        raise ConfigInputError(advice) from error
     cfg.launcher = launcher
     if cfg_options is not None:
         check_option_types(cfg, cfg_options)

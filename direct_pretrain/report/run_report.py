@@ -6,7 +6,8 @@ report is built only from what the runs wrote to their work dirs (see
 somebody else did, or for a run that is still going.
 
 Per stage it gives epochs, iterations, training wall time, images/s, peak memory, the
-final losses and the COCO bbox / segm metrics (mAP, AP50, AP75, APs/m/l); the plots are
+final losses and the COCO bbox / segm / keypoint metrics (mAP, AP50, AP75, APs/m/l) and, after
+``dp-test --classwise``, each class's AP under the dataset's class names; the plots are
 the losses of all stages on one time axis, mAP per evaluation and the LR schedule.
 """
 import logging
@@ -19,11 +20,12 @@ from mmengine.fileio import dump
 
 from ..datasets.bad_image_log import BAD_IMAGE_LOG, read_bad_images
 from ..errors import ReportInputError
+from ..evaluation.metrics.coco_classwise_metric import PER_CLASS_SUFFIX
 from .run_logs import StageLog, read_stage_log, stage_timeline
 from .tables import format_duration, format_number, markdown_table
 
 __all__ = ['METRIC_SUFFIXES', 'StageSummary', 'RunReport', 'summarize_stage', 'format_report', 'write_report',
-           'metric_tasks']
+           'metric_tasks', 'per_class_ap', 'format_per_class_table']
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class StageSummary:
     peak_rss_mb: Optional[float]
     peak_gpu_mb: Optional[float]
     final_losses: Dict[str, float]
-    metrics: Dict[str, float] = field(default_factory=dict)
+    metrics: Dict[str, Optional[float]] = field(default_factory=dict)
     metrics_source: Optional[str] = None
     bad_images: Dict[str, str] = field(default_factory=dict)  # file -> reason, skipped during training
 
@@ -100,7 +102,9 @@ def summarize_stage(log: StageLog) -> StageSummary:
         images_per_s=(images / wall) if images and wall > 0 else None,
         peak_rss_mb=_max(r.get('peak_rss_mb') for r in train), peak_gpu_mb=_max(r.get('memory') for r in train),
         final_losses={k: float(last[k]) for k in sorted(last, key=_loss_rank) if k.startswith('loss')},
-        metrics={k: float(v) for k, v in log.test_metrics.items() if isinstance(v, (int, float))},
+        # None: a class without ground truth in the per-class AP (dp-test writes null)
+        metrics={k: None if v is None else float(v) for k, v in log.test_metrics.items()
+                 if v is None or isinstance(v, (int, float))},
         metrics_source=log.test_metrics_source)
 
 
@@ -135,6 +139,42 @@ def format_metrics_table(summaries: Sequence[StageSummary]) -> Optional[str]:
     return markdown_table(['stage', 'task', *METRIC_SUFFIXES], rows) if rows else None
 
 
+def per_class_ap(metrics: Dict[str, Optional[float]]) -> Dict[str, Dict[str, Optional[float]]]:
+    """Each class's AP per task, ``{class: {task: AP}}`` in the metrics' order, from the per-class
+    keys: ``coco/<task>_<class>_precision`` (:class:`~direct_pretrain.evaluation.CocoClasswiseMetric`,
+    ``CocoKeypointMetric``) and mmdet's own ``coco/<class>_precision``. mmdet writes the latter
+    once per task, each over the previous one, so they hold its last evaluated task; that is the
+    task they are shown under. None (or NaN): no instance of the class in the ground truth."""
+    tasks = metric_tasks(metrics)
+    fallback = tasks[-1] if tasks else '?'
+    table: Dict[str, Dict[str, Optional[float]]] = {}
+    for key, value in metrics.items():
+        if not (key.startswith('coco/') and key.endswith(PER_CLASS_SUFFIX)):
+            continue
+        name = key[len('coco/'):-len(PER_CLASS_SUFFIX)]
+        task = next((t for t in tasks if name.startswith(f'{t}_')), None)
+        if task is not None:
+            name = name[len(task) + 1:]
+        table.setdefault(name, {})[task or fallback] = value
+    return table
+
+
+def _ap_cell(value: Optional[float]) -> str:
+    return '—' if value is None or value != value else f'{value:.3f}'  # NaN: no ground truth
+
+
+def format_per_class_table(metrics_by_stage: Dict[str, Dict[str, Optional[float]]]) -> Optional[str]:
+    """A Markdown table of per-class AP (rows: stage and class; columns: the tasks), or None
+    when no stage has per-class metrics (``dp-test --classwise``)."""
+    tables = {stage: per_class_ap(metrics) for stage, metrics in metrics_by_stage.items()}
+    tasks = [t for t in ('bbox', 'segm', 'keypoints') if any(t in row for table in tables.values()
+                                                              for row in table.values())]
+    tasks += sorted({t for table in tables.values() for row in table.values() for t in row} - set(tasks))
+    rows = [[stage, name, *(_ap_cell(row.get(task)) for task in tasks)]
+            for stage, table in tables.items() for name, row in table.items()]
+    return markdown_table(['stage', 'class', *(f'{task} AP' for task in tasks)], rows) if rows else None
+
+
 def format_report(summaries: Sequence[StageSummary], notes: Sequence[str], plots: Dict[str, str],
                   title: str = 'Run report') -> str:
     """The Markdown report (plots referenced by file name, relative to the report)."""
@@ -148,6 +188,11 @@ def format_report(summaries: Sequence[StageSummary], notes: Sequence[str], plots
              '### Final losses (last logged value)', '', format_loss_table(summaries), '']
     metrics = format_metrics_table(summaries)
     parts += ['## Evaluation (COCO)', '', metrics if metrics else 'No test metrics found.', '']
+    per_class = format_per_class_table({s.name: s.metrics for s in summaries})
+    if per_class:
+        parts += ['### Per-class AP', '', per_class, '',
+                  'AP at IoU 0.50:0.95 of each class under the dataset\'s class names (`dp-test --classwise`); '
+                  '"—": no instance of the class in the test annotations.', '']
     bad = [[s.name, f'`{path}`', reason] for s in summaries for path, reason in s.bad_images.items()]
     if bad:
         parts += ['## Bad images skipped during training', '', markdown_table(['stage', 'file', 'reason'], bad), '',

@@ -88,6 +88,20 @@ def test_report_tables_match_the_logs(chain):
     assert report['notes'] == []
 
 
+def test_chain_tests_with_per_class_ap(chain):
+    """The chain's test stage runs ``dp-test --classwise``: box and mask AP of each class, under the
+    toy set's class names, in test_metrics.json, the run report and the chain's results table."""
+    with open(osp.join(chain['ft_dir'], 'test_metrics.json')) as f:
+        metrics = json.load(f)
+    with open(osp.join(chain['report_dir'], 'report.md')) as f:
+        markdown = f.read()
+    for name in ('circle', 'rectangle', 'triangle', 'star'):
+        cells = [('—' if metrics[f'coco/{task}_{name}_precision'] is None else
+                  f'{metrics[f"coco/{task}_{name}_precision"]:.3f}') for task in ('bbox', 'segm')]
+        assert has_row(markdown, 'finetune', name, *cells)
+        assert has_row(chain['output'], 'test', name, *cells)
+
+
 def test_report_plots_are_valid_images(chain):
     from matplotlib.image import imread
     for name in ('loss_curves.png', 'map.png', 'lr.png'):

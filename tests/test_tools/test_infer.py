@@ -114,3 +114,62 @@ def test_a_folder_without_images_is_an_error(checkpoint, tmp_path):
     (tmp_path / 'docs' / 'notes.txt').write_text('x')
     with pytest.raises(InferenceInputError, match=r'no image to infer .* \(1 file\(s\) skipped'):
         infer_images(TOY_FINETUNE, checkpoint, str(tmp_path / 'docs'), str(tmp_path / 'out'))
+
+
+# Non-contiguous ids in the file's order (the order mmdet labels them), names = the toy classes.
+FILE_CATEGORIES = [dict(id=3, name='circle'), dict(id=7, name='rectangle'), dict(id=11, name='triangle'),
+                   dict(id=20, name='star')]
+
+
+def test_predictions_carry_the_files_category_ids(checkpoint, image_dir, tmp_path):
+    """Label i -> the file's i-th category id (what mmdet trained and CocoMetric writes), read from
+    the config's test annotation file, next to the class name from the checkpoint."""
+    from direct_pretrain.apis.inference import infer_images
+    data = tmp_path / 'own_data'
+    (data / 'annotations').mkdir(parents=True)
+    (data / 'val').mkdir()
+    ann_file = data / 'annotations' / 'val.json'
+    ann_file.write_text(json.dumps(dict(images=[], annotations=[], categories=FILE_CATEGORIES)))
+    config = tmp_path / 'own_finetune.py'
+    config.write_text(f'_base_ = {TOY_FINETUNE!r}\n'
+                      f"test_dataloader = dict(dataset=dict(data_root={str(data) + '/'!r}, "
+                      "ann_file='annotations/val.json'))\n")
+    result = infer_images(str(config), checkpoint, str(image_dir), str(tmp_path / 'out'), score_thr=0.0,
+                          device='cpu')
+    with open(result.predictions_file) as f:
+        predictions = json.load(f)
+    assert predictions['category_ids'] == [3, 7, 11, 20]
+    assert predictions['category_ids_from'] == str(ann_file)
+    id_of = {c['name']: c['id'] for c in FILE_CATEGORIES}
+    instances = [i for image in predictions['images'] for i in image['instances']]
+    assert instances and {i['category_id'] for i in instances} <= {3, 7, 11, 20}
+    for instance in instances:
+        assert instance['category_id'] == id_of[instance['class']] == FILE_CATEGORIES[instance['label']]['id']
+
+
+def test_keypoint_predictions_carry_each_keypoint(tmp_path, image_dir):
+    """Keypoint R-CNN: every instance lists [x, y, score] per keypoint, named in the header."""
+    import torch
+    from keypoint_test_utils import TOY_KP_FINETUNE
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    from direct_pretrain.apis.inference import infer_images
+    cfg = Config.fromfile(TOY_KP_FINETUNE)
+    torch.manual_seed(0)
+    path = str(tmp_path / 'kp_random.pth')
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {'dataset_meta': dict(cfg.metainfo)}}, path)
+    result = infer_images(TOY_KP_FINETUNE, path, str(image_dir), str(tmp_path / 'out'), score_thr=0.0, device='cpu')
+    with open(result.predictions_file) as f:
+        predictions = json.load(f)
+    names = list(cfg.metainfo.keypoint_names)
+    assert predictions['keypoint_names'] == names and 'pixel indices' in predictions['keypoint_format']
+    instances = [i for image in predictions['images'] for i in image['instances']]
+    assert instances
+    for instance in instances:
+        assert len(instance['keypoints']) == len(names)
+        x1, y1, x2, y2 = instance['bbox']
+        for x, y, score in instance['keypoints']:
+            # decoded inside the box (COCO's pixel-index frame: the box's continuous frame minus 0.5)
+            assert x1 - 0.5 - 1e-3 <= x <= x2 - 0.5 + 1e-3 and y1 - 0.5 - 1e-3 <= y <= y2 - 0.5 + 1e-3
+            assert isinstance(score, float)

@@ -1,13 +1,16 @@
 """COCO keypoint AP next to mmdet's box (and mask) AP.
 
-Why a subclass of mmdet's ``CocoMetric``: boxes and masks keep mmdet's evaluation unchanged
-(keys ``coco/bbox_mAP``, ...); keypoints are evaluated the way the COCO keypoint challenge
-does, with pycocotools ``COCOeval(iouType='keypoints')`` (OKS-based AP, at most 20
+Why a subclass of mmdet's ``CocoMetric`` (through :class:`CocoClasswiseMetric`): boxes and masks
+keep mmdet's evaluation unchanged (keys ``coco/bbox_mAP``, ...); keypoints are evaluated the way
+the COCO keypoint challenge does, with pycocotools ``COCOeval(iouType='keypoints')`` (OKS-based AP, at most 20
 detections per image), using the dataset's own per-keypoint OKS sigmas (``keypoint_sigmas``
 in the metainfo) instead of pycocotools' built-in 17 COCO sigmas, so that other keypoint
 sets (the toy figures) are scored correctly. Keys: ``coco/keypoints_mAP``,
 ``coco/keypoints_mAP_50``, ``_75``, ``_m``, ``_l``, ``coco/keypoints_AR``, ``_50``, ``_75``,
-``_m``, ``_l``.
+``_m``, ``_l``; with ``classwise=True`` also each class's keypoint AP,
+``coco/keypoints_<class>_precision``, next to the task-named per-class box / mask AP of
+:class:`CocoClasswiseMetric` (COCO's own keypoint set has one class, but a dataset may
+annotate keypoints on several categories, each evaluated with the same sigmas).
 
 Predicted keypoints are in mmdet's continuous pixel frame; 0.5 is subtracted to return to
 COCO's pixel-index convention (see :class:`CocoKeypointDataset`). A detection's keypoint
@@ -23,8 +26,8 @@ from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 
 from mmdet.datasets.api_wrappers import COCOeval
-from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
+from .coco_classwise_metric import CocoClasswiseMetric, per_class_key
 
 __all__ = ['CocoKeypointMetric', 'KEYPOINT_METRIC_ITEMS']
 
@@ -33,7 +36,7 @@ KEYPOINT_METRIC_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_m', 'mAP_l', 'AR', 'AR_
 
 
 @METRICS.register_module()
-class CocoKeypointMetric(CocoMetric):
+class CocoKeypointMetric(CocoClasswiseMetric):
     """``CocoMetric`` with ``'keypoints'`` among the metrics.
 
     Args:
@@ -41,6 +44,7 @@ class CocoKeypointMetric(CocoMetric):
             ``'proposal_fast'`` (mmdet's) and ``'keypoints'``. Defaults to ['bbox', 'keypoints'].
         keypoint_sigmas (Sequence[float], optional): Per-keypoint OKS sigmas. Defaults to None
             (the dataset metainfo's ``keypoint_sigmas``).
+        classwise (bool): Per-class AP of every task (box, mask, keypoints). Defaults to False.
         **kwargs: ``CocoMetric`` arguments (``ann_file`` - a ``person_keypoints_*.json`` -
             ``format_only``, ``outfile_prefix``, ...).
     """
@@ -48,10 +52,11 @@ class CocoKeypointMetric(CocoMetric):
     def __init__(self,
                  metric: Union[str, List[str]] = ('bbox', 'keypoints'),
                  keypoint_sigmas: Optional[Sequence[float]] = None,
+                 classwise: bool = False,
                  **kwargs) -> None:
         metrics = [metric] if isinstance(metric, str) else list(metric)
         self.with_keypoints = 'keypoints' in metrics
-        super().__init__(metric=[m for m in metrics if m != 'keypoints'], **kwargs)
+        super().__init__(metric=[m for m in metrics if m != 'keypoints'], classwise=classwise, **kwargs)
         if self.with_keypoints and self._coco_api is None:
             raise ValueError("CocoKeypointMetric: 'keypoints' needs ann_file (a person_keypoints_*.json): the "
                              'ground truth keypoints and their areas are read from it')
@@ -114,8 +119,22 @@ class CocoKeypointMetric(CocoMetric):
         coco_eval.accumulate()
         coco_eval.summarize()
         eval_results = OrderedDict((key, float(f'{round(coco_eval.stats[i], 3)}')) for i, key in enumerate(keys))
+        if self.classwise:
+            eval_results.update(self._per_class_keypoint_ap(coco_eval))
         logger.info('keypoints_mAP_copypaste: ' + ' '.join(f'{v:.3f}' for v in coco_eval.stats[:5]))
         return eval_results
+
+    def _per_class_keypoint_ap(self, coco_eval: COCOeval) -> Dict[str, float]:
+        """Each class's OKS AP (OKS 0.5:0.95, all areas, 20 detections), as mmdet computes the box one;
+        NaN for a class without ground truth."""
+        precisions = coco_eval.eval['precision']  # (iou, recall, class, area, max dets)
+        per_class = OrderedDict()
+        for index, cat_id in enumerate(self.cat_ids):
+            precision = precisions[:, :, index, 0, -1]
+            precision = precision[precision > -1]
+            ap = float(np.mean(precision)) if precision.size else float('nan')
+            per_class[per_class_key('keypoints', self._coco_api.loadCats(cat_id)[0]['name'])] = round(ap, 3)
+        return per_class
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """mmdet's box/mask metrics, then keypoint AP/AR."""
