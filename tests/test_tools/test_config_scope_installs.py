@@ -1,0 +1,67 @@
+"""README's snippet for another project - ``_base_ = 'direct_pretrain::toy/...'`` - loads in every
+kind of install: the checkout's editable one (``pip install -e .``), a wheel in a fresh
+environment, and ``pip install --target DIR``. mmengine resolves ``pkg::name`` under the installed
+package's folder; an editable install's distribution lives in site-packages while the package
+is in the checkout, where it used to fail with ``FileNotFoundError: .../site-packages/
+direct_pretrain/.mim/model-index.yml``. One wheel is built for the two installed cases."""
+import os.path as osp
+import subprocess
+import sys
+import sysconfig
+import venv
+
+import pytest
+from dp_test_utils import REPO_ROOT, python_env
+
+SNIPPET = ("_base_ = 'direct_pretrain::toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'\n"
+           "custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)\n"
+           'model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n')
+LOAD = ('import direct_pretrain; from mmengine.config import Config; cfg = Config.fromfile("mine.py"); '
+        'print(direct_pretrain.__file__); print(cfg.model.type, cfg.model.roi_head.bbox_head.num_classes, '
+        'cfg.train_dataloader.dataset.type)')
+
+
+def _run(cmd, cwd, env=None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=str(cwd), env=env or python_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f'{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
+    return proc
+
+
+def _load_snippet(python: str, folder, env=None) -> list:
+    (folder / 'mine.py').write_text(SNIPPET)
+    return _run([python, '-c', LOAD], folder, env).stdout.splitlines()
+
+
+def test_editable_checkout(tmp_path):
+    """From another folder, as another project runs it: the checkout is not on sys.path there."""
+    out = _load_snippet(sys.executable, tmp_path)
+    assert out[0] == osp.join(REPO_ROOT, 'direct_pretrain', '__init__.py')  # the editable install's package
+    assert out[1] == 'MaskRCNN 3 RepeatDataset'  # RepeatDataset: the toy pretrain's own setting, inherited
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp('scope_wheel')
+    _run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(out), REPO_ROOT],
+         out)
+    (path, ) = out.glob('direct_pretrain-*.whl')
+    return str(path)
+
+
+def test_wheel_in_a_fresh_environment(wheel, tmp_path):
+    env_dir = tmp_path / 'venv'
+    venv.EnvBuilder(with_pip=False).create(str(env_dir))
+    python = str(env_dir / 'bin' / 'python')
+    site = _run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], tmp_path).stdout.strip()
+    with open(osp.join(site, 'stack.pth'), 'w') as f:  # the project's stack as a plain path (its .pth not run)
+        f.write(sysconfig.get_paths()['purelib'] + '\n')
+    _run([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', '-q', wheel], tmp_path)
+    out = _load_snippet(python, tmp_path)
+    assert out[0].startswith(site) and out[1] == 'MaskRCNN 3 RepeatDataset'
+
+
+def test_pip_install_target(wheel, tmp_path):
+    target = tmp_path / 'target'
+    _run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q', '--target', str(target), wheel], tmp_path)
+    out = _load_snippet(sys.executable, tmp_path, python_env(PYTHONPATH=str(target)))
+    assert out[0] == str(target / 'direct_pretrain' / '__init__.py') and out[1] == 'MaskRCNN 3 RepeatDataset'
