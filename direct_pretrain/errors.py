@@ -106,3 +106,15 @@ class LossSpikeError(TrainingDivergedError):
 
 class NonFiniteWeightsError(TrainingDivergedError):
     """A checkpoint about to be written holds NaN/inf weights; it was not written."""
+
+
+class GpuCheckInputError(ValueError):
+    """A bad option or a machine that cannot run the requested check; the message says what to do."""
+
+
+class StageCostError(ValueError):
+    """A config whose train resolution or detector cannot be costed; the message says why."""
+
+
+class BrowseError(ValueError):
+    """The config's train pipeline cannot be browsed; the message names what to change."""

@@ -52,7 +52,7 @@ from ..chain import StageProgress, estimate_train_cost, run_test_stage, run_trai
 from ..chain.terminal import STAGE_LOG
 from ..config import final_checkpoint_name, iter_leaf_datasets, load_config, resolve_config_path
 from ..datasets import generate_toy_coco, toy_coco_is_complete
-from ..errors import ConfigInputError
+from ..errors import ConfigInputError, GpuCheckInputError
 from ..runtime.torchvision_cuda_ops import (CONFIG_KEY as TORCHVISION_CUDA_OPS_KEY, enable_torchvision_cuda_ops,
                                             mmcv_has_cuda_ops, setup_torchvision_cuda_ops, torchvision_cuda_ops_enabled)
 from ..version import __version__
@@ -61,7 +61,7 @@ from .stage_cost import train_canvas
 from .train_throughput import PRECISIONS, ThroughputResult, measure_train_throughput, speedups
 
 __all__ = [
-    'SCHEMA_VERSION', 'BenchmarkSpec', 'BENCHMARKS', 'GpuCheckInputError', 'GpuCheckOptions', 'collect_environment',
+    'SCHEMA_VERSION', 'BenchmarkSpec', 'BENCHMARKS', 'GpuCheckOptions', 'collect_environment',
     'run_throughput', 'training_plan', 'run_training', 'run_gpu_check', 'count_failures', 'format_summary'
 ]
 
@@ -72,10 +72,6 @@ AMP_SPEEDUP_GOAL = 1.8
 TOY_PRETRAIN = 'toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'
 TOY_FINETUNE = 'toy/mask-rcnn_r18_fpn_1xb2-direct-finetune_toy.py'
 TEST_METRICS = ('bbox', 'segm')
-
-
-class GpuCheckInputError(ValueError):
-    """A bad option or a machine that cannot run the requested check; the message says what to do."""
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from mmdet.models.utils import mask2ndarray
 from mmdet.registry import DATASETS
 from mmdet.visualization import DetLocalVisualizer, get_palette
 from ..config.dataset_cfg import iter_leaf_datasets
+from ..errors import BrowseError
 
-__all__ = ['BrowseError', 'BrowseResult', 'PipelineSample', 'collect_samples', 'render_grid', 'grid_shape',
+__all__ = ['BrowseResult', 'PipelineSample', 'collect_samples', 'render_grid', 'grid_shape',
            'browse_stage', 'stage_configs', 'PIPELINE_PAD_RGB', 'BATCH_PAD_RGB', 'WINDOW_RGB']
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ PANEL_BACKGROUND = (40, 40, 40)
 GAP, LABEL_H, TITLE_H = 8, 44, 52
 _META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
               'flip_direction', 'homography_matrix')
-
-
-class BrowseError(ValueError):
-    """The config's train pipeline cannot be browsed; the message names what to change."""
 
 
 @dataclass

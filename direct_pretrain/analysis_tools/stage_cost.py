@@ -36,16 +36,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from ..config.dataset_cfg import train_pipeline
+from ..errors import StageCostError
 from ..report.tables import markdown_table
 
-__all__ = ['StageCostError', 'FlopCount', 'StageCost', 'count_step_flops', 'train_canvas', 'build_train_model',
+__all__ = ['FlopCount', 'StageCost', 'count_step_flops', 'train_canvas', 'build_train_model',
            'find_num_classes', 'synthetic_train_batch', 'measure_stage', 'compare_stages', 'format_cost_table']
 
 logger = logging.getLogger(__name__)
-
-
-class StageCostError(ValueError):
-    """A config whose train resolution or detector cannot be costed; the message says why."""
 
 
 @dataclass

@@ -14,11 +14,11 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from ..analysis_tools.pipeline_browser import BrowseError, browse_stage, stage_configs
+from ..analysis_tools.pipeline_browser import browse_stage, stage_configs
 from ..config.data_root import set_data_root
 from ..config.input_checks import check_dataset_paths
 from ..config.paths import resolve_config_path
-from ..errors import ConfigInputError
+from ..errors import BrowseError, ConfigInputError
 
 __all__ = ['parse_args', 'main']
 

@@ -18,7 +18,8 @@ from typing import List, Optional
 
 from mmengine.logging import MMLogger
 
-from ..analysis_tools.gpu_check import BENCHMARKS, GpuCheckInputError, GpuCheckOptions, format_summary, run_gpu_check
+from ..analysis_tools.gpu_check import BENCHMARKS, GpuCheckOptions, format_summary, run_gpu_check
+from ..errors import GpuCheckInputError
 
 __all__ = ['parse_args', 'main']
 

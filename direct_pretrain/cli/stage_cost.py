@@ -19,9 +19,9 @@ import sys
 import torch
 from mmengine.config import Config, DictAction
 
-from ..analysis_tools.stage_cost import StageCostError, compare_stages, format_cost_table, measure_stage
+from ..analysis_tools.stage_cost import compare_stages, format_cost_table, measure_stage
 from ..config.paths import resolve_config_path
-from ..errors import ConfigInputError
+from ..errors import ConfigInputError, StageCostError
 
 __all__ = ['parse_args', 'main']
 

@@ -15,12 +15,12 @@ from dp_test_utils import PYTHON, REPO_ROOT, TOOLS, python_env
 from mmengine.config import Config
 
 from direct_pretrain.analysis_tools import gpu_check
-from direct_pretrain.analysis_tools.gpu_check import (BENCHMARKS, GpuCheckInputError, GpuCheckOptions,
-                                                      summarize_speedups, training_plan)
+from direct_pretrain.analysis_tools.gpu_check import BENCHMARKS, GpuCheckOptions, summarize_speedups, training_plan
 from direct_pretrain.analysis_tools.train_throughput import PRECISIONS, optim_wrapper_cfg
 from direct_pretrain.chain import StageResult
 from direct_pretrain.chain.terminal import StageFailed
 from direct_pretrain.config import load_config
+from direct_pretrain.errors import GpuCheckInputError
 
 TOOL = osp.join(TOOLS, 'gpu_check.py')
 

@@ -13,8 +13,9 @@ from mmengine.config import Config
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from direct_pretrain.analysis_tools.stage_cost import StageCostError, count_step_flops, train_canvas
+from direct_pretrain.analysis_tools.stage_cost import count_step_flops, train_canvas
 from direct_pretrain.config.dataset_cfg import train_pipeline
+from direct_pretrain.errors import StageCostError
 
 
 class TinyNet(nn.Module):
