@@ -16,13 +16,17 @@ from ..checkpoint.checkpoint_check import CheckpointContents, inspect_checkpoint
 from ..checkpoint.model_fit import check_checkpoint_fits_model
 from ..checkpoint.pretrain_origin import missing_checkpoint_message
 from ..checkpoint.uri import parse_checkpoint_uri
-from ..datasets.coco_validation import validate_coco_dataset
+from ..datasets.check_cache import (CachedDatasetCheck, DatasetCheckCache, dataset_check_key, passed_checks,
+                                    remember_passed)
+from ..datasets.coco_classes import class_order_problem, default_classes
+from ..datasets.coco_reader import read_coco_categories, read_coco_columns
+from ..datasets.coco_validation import pipeline_traits, validate_coco_dataset
 from ..errors import CheckpointCheckError, ConfigInputError, DatasetValidationError
-from .dataset_cfg import iter_leaf_datasets
+from .dataset_cfg import LOADERS, iter_leaf_datasets
 from .training_guards import dataset_check_settings
 
 __all__ = ['check_dataset_paths', 'check_load_from', 'check_checkpoint', 'check_train_inputs', 'check_test_inputs',
-           'validate_training_data']
+           'validate_training_data', 'check_dataset_classes', 'record_dataset_checks', 'checked_once_per_job']
 
 logger = logging.getLogger(__name__)
 
@@ -57,39 +61,143 @@ def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
                                        'data_prefix.img in the config.')
 
 
-def validate_training_data(cfg: Config) -> list:
-    """Run :func:`validate_coco_dataset` once over every COCO-format training set.
+def checked_once_per_job() -> bool:
+    """True in the processes that skip the input checks because the job ran them once already:
+    the workers ``dist_launch.sh`` starts after its own check (``DP_INPUTS_CHECKED=1``) and,
+    without it, every rank but 0 (slurm, a plain torchrun). At COCO scale every rank would
+    otherwise read the whole annotation file and every image header again."""
+    return os.environ.get('DP_INPUTS_CHECKED') == '1' or os.environ.get('RANK', '0') != '0'
 
-    Logs a summary per annotation file; raises ConfigInputError on fatal problems.
+
+def _check_classes(key: str, ds, ann_file: str, categories) -> None:
+    defaults = default_classes(ds.get('type', 'CocoDataset'))
+    if defaults is None:
+        return
+    problem = class_order_problem(key, ann_file, categories, (ds.get('metainfo') or {}).get('classes'), defaults)
+    if problem:
+        raise ConfigInputError(problem)
+
+
+def check_dataset_classes(cfg: Config, loaders=('val_dataloader', 'test_dataloader')) -> None:
+    """The classes of every COCO-format dataset of ``loaders`` name the file's categories in the
+    order mmdet labels them (:func:`~direct_pretrain.datasets.coco_classes.class_order_problem`);
+    reads only the ``categories`` of each file.
+
+    Raises:
+        ConfigInputError: naming the dataset key, the file, both orders and the tuple to set.
     """
-    settings = dataset_check_settings(cfg)
-    reports = []
+    for key, ds in iter_leaf_datasets(cfg, loaders):
+        ann_file = _resolve(ds.get('ann_file') or '', ds.get('data_root') or '')
+        if not ann_file.endswith('.json') or not osp.isfile(ann_file) or default_classes(ds.get('type')) is None:
+            continue
+        try:
+            categories = read_coco_categories(ann_file)
+        except DatasetValidationError as error:
+            raise ConfigInputError(f'{key.split(".")[0]}: {error}') from error
+        _check_classes(key, ds, ann_file, categories)
+
+
+def _training_checks(cfg: Config, settings: dict) -> list:
+    """(key, dataset cfg, annotation file, image folder, cache key) of every COCO-format
+    training set; the cache key covers every config value the check reads."""
+    jobs = []
     for key, ds in iter_leaf_datasets(cfg, ('train_dataloader', )):
-        loader = key.split('.')[0]
         ann_file = ds.get('ann_file') or ''
         if not ann_file.endswith('.json'):
             continue
         data_root = ds.get('data_root') or ''
         prefix = ds.get('data_prefix') or {}
         img_dir = _resolve(prefix.get('img', '') if isinstance(prefix, dict) else '', data_root)
+        ann_file = _resolve(ann_file, data_root)
         classes = (ds.get('metainfo') or {}).get('classes')
+        parts = dict(type=ds.get('type'), img_dir=osp.abspath(img_dir), classes=classes, settings=settings,
+                     img_dir_mtime_ns=os.stat(img_dir).st_mtime_ns if osp.isdir(img_dir) else None,
+                     filter_cfg=ds.get('filter_cfg'), pipeline=pipeline_traits(ds.get('pipeline')))
+        jobs.append((key, ds, ann_file, img_dir, dataset_check_key(ann_file, parts)))
+    return jobs
+
+
+def validate_training_data(cfg: Config) -> list:
+    """Check every COCO-format training set (:func:`validate_coco_dataset`) and the classes of
+    every dataset (:func:`check_dataset_classes`), once per job.
+
+    Skipped where the job checked already (:func:`checked_once_per_job`) and, for a training
+    set, where the work dir's cache holds a passed check of the same file and config (a
+    ``--resume``). Logs a summary per annotation file.
+
+    Returns:
+        list: The reports (:class:`CocoValidationReport`, or :class:`CachedDatasetCheck` for a
+        cached result); empty where the job checked already.
+
+    Raises:
+        ConfigInputError: a fatal problem, naming the dataset key and the fix.
+    """
+    if checked_once_per_job():
+        return []
+    settings = dataset_check_settings(cfg)
+    check_dataset_classes(cfg)
+    cache = DatasetCheckCache(cfg.get('work_dir'))
+    reports = []
+    for key, ds, ann_file, img_dir, cache_key in _training_checks(cfg, settings):
+        loader = key.split('.')[0]
         try:
+            cached = cache.lookup(cache_key)
+        except OSError:
+            cached = None
+        if cached is not None:
+            logger.info('dataset check: %s and the settings are unchanged since the check of %s (cached in %s); not '
+                        'checked again: %s', ann_file, cached['checked_at'], cache.path, cached.get('summary'))
+            for warning in cached.get('warnings') or ():
+                logger.warning('dataset check: %s: %s', ann_file, warning)
+            reports.append(CachedDatasetCheck(ann_file, cached.get('trained_images'), cached.get('summary')))
+            continue
+        try:
+            columns = read_coco_columns(ann_file)
+            _check_classes(key, ds, ann_file, columns.categories)
             report = validate_coco_dataset(
-                _resolve(ann_file, data_root), img_dir, classes, filter_cfg=ds.get('filter_cfg'),
+                ann_file, img_dir, (ds.get('metainfo') or {}).get('classes'), filter_cfg=ds.get('filter_cfg'),
                 pipeline=ds.get('pipeline'), min_usable_share=settings['min_usable_share'],
-                image_check=settings['images'], max_bad_images=settings['max_bad_images'])
+                image_check=settings['images'], max_bad_images=settings['max_bad_images'],
+                max_image_pixels=settings['max_image_pixels'], columns=columns)
         except DatasetValidationError as error:
             raise ConfigInputError(f'{loader}: {error}') from error
         logger.info('dataset check: %s', report.summary())
-        for warning in report.warnings() if not report.fatal else ():
+        warnings = tuple(report.warnings()) if not report.fatal else ()
+        for warning in warnings:
             logger.warning('dataset check: %s: %s', report.ann_file, warning)
         if report.fatal:
             raise ConfigInputError(
                 f'{key}: dataset check of {report.ann_file} failed: {" | ".join(report.fatal)}. Fix the dataset, or '
                 'data_root / data_prefix / metainfo.classes / filter_cfg in the config; to train anyway set '
                 '--cfg-options dataset_check.min_usable_share=0 (or dataset_check.max_bad_images=N).')
+        remember_passed(cache_key, report.summary(), warnings, report.trained_images)
         reports.append(report)
     return reports
+
+
+def record_dataset_checks(cfg: Config) -> None:
+    """Store the training-set checks this job passed in ``<work_dir>/dataset_check.json``, so a
+    ``--resume`` with the same file and config skips them. Call it on rank 0 right after the
+    work dir's lock is taken (nothing is written before); under ``dist_launch.sh`` the workers
+    record what the launcher's check passed. Never fails the run: a cache that cannot be
+    written only means the next resume checks again."""
+    if os.environ.get('RANK', '0') != '0':
+        return
+    try:
+        cache = DatasetCheckCache(cfg.get('work_dir'))
+        added = False
+        for _, _, ann_file, _, cache_key in _training_checks(cfg, dataset_check_settings(cfg)):
+            passed = passed_checks().get(cache_key)
+            if passed is None and os.environ.get('DP_INPUTS_CHECKED') == '1':
+                passed = dict(summary=f'{ann_file}: checked by the launcher before the workers started')
+            if passed is not None and cache.lookup(cache_key) is None:
+                cache.add(cache_key, **passed)
+                added = True
+        if added:
+            cache.save()
+    except OSError as error:
+        logger.warning('dataset check: could not record the result in %s (%s); a resume checks again',
+                       cfg.get('work_dir'), error)
 
 
 def check_load_from(cfg: Config, what: str = 'load_from') -> None:

@@ -13,7 +13,13 @@ Config (all keys optional)::
         min_usable_share=0.5,  # fewer trained images with a usable instance stops the run
         max_bad_images=10,     # distinct bad image files tolerated (skipped, listed); more stop the run
         images='quick',        # up-front image check: 'quick', 'full' or 'off' (--check-images)
+        max_image_pixels=89478485,  # larger image files are skipped and listed, never decoded (None: no limit)
     )
+
+The training loaders make the same per-file tests as the up-front check, on the bytes they
+read and before decoding (empty, truncated, not an image; a header size other than the
+annotation file's or above ``max_image_pixels``; with ``images='full'`` Pillow's structure
+check), so every file the check says will be skipped is skipped, and counted.
 """
 import logging
 from typing import Any, Dict, List, Optional
@@ -21,6 +27,7 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config
 
 from ..datasets.image_check import IMAGE_CHECK_MODES
+from ..datasets.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from ..engine.optim_wrappers.loss_guard import apply_loss_guard
 from ..errors import ConfigInputError
 from .dataset_cfg import iter_leaf_datasets
@@ -30,7 +37,8 @@ __all__ = ['DATASET_CHECK_DEFAULTS', 'dataset_check_settings', 'enable_bad_image
 
 logger = logging.getLogger(__name__)
 
-DATASET_CHECK_DEFAULTS: Dict[str, Any] = dict(min_usable_share=0.5, max_bad_images=10, images='quick')
+DATASET_CHECK_DEFAULTS: Dict[str, Any] = dict(min_usable_share=0.5, max_bad_images=10, images='quick',
+                                              max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS)
 
 _STOCK_LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile', 'mmcv.LoadImageFromFile')
 
@@ -54,6 +62,10 @@ def dataset_check_settings(cfg: Config) -> Dict[str, Any]:
     limit = settings['max_bad_images']
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise ConfigInputError(f'dataset_check.max_bad_images must be an integer >= 0 or None (no limit), got {limit!r}')
+    pixels = settings['max_image_pixels']
+    if pixels is not None and (not isinstance(pixels, int) or isinstance(pixels, bool) or pixels < 1):
+        raise ConfigInputError(f'dataset_check.max_image_pixels must be an integer >= 1 or None (no limit), got '
+                               f'{pixels!r}')
     if settings['images'] not in IMAGE_CHECK_MODES:
         raise ConfigInputError(f'dataset_check.images / --check-images must be one of {IMAGE_CHECK_MODES}, got '
                                f'{settings["images"]!r}')
@@ -61,12 +73,16 @@ def dataset_check_settings(cfg: Config) -> Dict[str, Any]:
 
 
 def enable_bad_image_skipping(cfg: Config) -> List[str]:
-    """Make the image loaders of every training pipeline skip (and record) bad files.
+    """Make the image loaders of every training pipeline skip (and record) bad files, with the
+    up-front check's tests.
 
     ``LoadImageFromFile`` becomes :class:`LoadImageFromFileOrSkip` (same arguments);
-    ``LoadImageReduced`` gets ``on_bad_image='skip'`` unless the config sets it. Returns
-    the dotted keys of the loaders changed.
+    ``LoadImageReduced`` gets ``on_bad_image='skip'`` unless the config sets it. Both get
+    ``max_image_pixels``, ``check_size=True`` and, with ``dataset_check.images='full'``,
+    ``verify=True`` unless the config sets them. Returns the dotted keys of the loaders changed.
     """
+    settings = dataset_check_settings(cfg)
+    tests = dict(max_image_pixels=settings['max_image_pixels'], check_size=True, verify=settings['images'] == 'full')
     changed = []
     for key, dataset in iter_leaf_datasets(cfg, ('train_dataloader', )):
         for index, step in enumerate(dataset.get('pipeline') or []):
@@ -75,9 +91,14 @@ def enable_bad_image_skipping(cfg: Config) -> List[str]:
             if step.get('type') in _STOCK_LOADERS:
                 step['type'] = 'LoadImageFromFileOrSkip'
                 changed.append(f'{key}.pipeline.{index}')
-            elif step.get('type') in ('LoadImageReduced', 'mmdet.LoadImageReduced') and 'on_bad_image' not in step:
-                step['on_bad_image'] = 'skip'
-                changed.append(f'{key}.pipeline.{index}')
+            elif step.get('type') in ('LoadImageReduced', 'mmdet.LoadImageReduced'):
+                if 'on_bad_image' not in step:  # a config that asks for 'raise' keeps it
+                    step['on_bad_image'] = 'skip'
+                    changed.append(f'{key}.pipeline.{index}')
+            elif step.get('type') not in ('LoadImageFromFileOrSkip', 'mmdet.LoadImageFromFileOrSkip'):
+                continue
+            for name, value in tests.items():
+                step.setdefault(name, value)
     if changed:
         logger.info('bad training images are skipped and counted (dataset_check.max_bad_images): %s',
                     ', '.join(changed))

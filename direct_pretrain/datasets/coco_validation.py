@@ -8,32 +8,42 @@ coordinates, negative widths, degenerate polygons) trains "successfully": mmdet'
 keeps the image because it *has* annotations in the file, and the detector learns every
 image as pure background - box and mask losses stay 0, exit code 0.
 
-Here the annotation file is read once, up front, and every annotation goes through the
-same rules as mmdet 3.3's parsing (ignore flag, no overlap with the image, width or
-height below 1 px, area <= 0, unknown category) and then through what the training
-pipeline does with it (crowd -> ignore region, polygons with fewer than 3 points ->
-ignored instance, masks missing while the pipeline loads masks -> crash); images go
-through ``filter_cfg`` as mmdet applies it (``filter_empty_gt`` looks at the raw
-annotations, ``min_size`` at the image size). What is left decides, per image, whether
-it has an instance to learn from. The check stops the run when no trained image has
-one, or fewer than ``min_usable_share`` of them, naming the main reasons with counts and
-example annotation ids, and it says which images would be dropped and which trained as
-background.
+Here the annotation file is read once, up front, by a streaming reader into columns
+(:mod:`.coco_reader`: no second ``json.load`` of what mmdet parses anyway, a small fraction of
+its time and memory at COCO scale), and every annotation goes through mmdet 3.3's parsing
+rules, vectorised over all annotations (ignore flag, no overlap with the image, width or
+height below 1 px, area <= 0, unknown category) and then through what the training pipeline
+does with it (crowd -> ignore region, polygons with fewer than 3 points -> ignored instance,
+masks missing while the pipeline loads masks -> crash); images go through ``filter_cfg`` as
+mmdet applies it (``filter_empty_gt`` looks at the raw annotations, ``min_size`` at the image
+size). What is left decides, per image, whether it has an instance to learn from. The check
+stops the run when no trained image has one, or fewer than ``min_usable_share`` of them,
+naming the main reasons with counts and example annotation ids, and it says which images
+would be dropped and which trained as background. Files that lie stop it too: annotation or
+image ids used twice (mmdet asserts on the first, and silently puts one file's boxes on
+another file's pixels for the second).
+
+Why the rules are the package's own and not a call of ``CocoDataset.parse_data_info`` /
+``filter_data``: mmdet's keep only what they keep - a dropped annotation leaves no trace, not
+even its id, and nothing says why - while the check must name the reason and the ids; and
+they work per image on dicts, which at COCO scale costs what mmdet's own initialisation
+costs. :func:`mmdet_parse_drop_reason` runs the vectorised rule on one annotation, and the
+tests hold it against mmdet's ``parse_data_info`` case by case.
 """
-import json
 import logging
-import math
 import os
 import os.path as osp
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..errors import DatasetValidationError
+from .coco_reader import SEG_NO_POLYGON, SEG_NONE, SEG_POLYGON, SEG_RLE, CocoColumns, read_coco_columns
 from .image_check import check_images
 
 __all__ = ['DatasetValidationError', 'CocoValidationReport', 'validate_coco_dataset', 'pipeline_traits',
-           'mmdet_parse_drop_reason', 'DROP_REASONS', 'FATAL_REASONS']
+           'mmdet_parse_drop_reason', 'mmdet_drop_codes', 'DROP_REASONS', 'FATAL_REASONS']
 
 logger = logging.getLogger(__name__)
 _SHOW = 5  # offenders named per problem
@@ -64,32 +74,44 @@ _LABELS = {'degenerate': 'degenerate boxes', 'outside': 'boxes outside the image
            'unknown_category': 'unknown category annotations', 'degenerate_polygon': 'degenerate polygons'}
 
 
-_NUMBERS = frozenset({int, float})  # exact types: a bool is no coordinate
-_SEQUENCES = frozenset({list, tuple})
+#: Codes of :func:`mmdet_drop_codes`, in the order mmdet tests them.
+_KEPT, _IGNORE, _OUTSIDE, _DEGENERATE, _UNKNOWN = range(5)
+_DROP_NAMES = {_IGNORE: 'ignore', _OUTSIDE: 'outside', _DEGENERATE: 'degenerate', _UNKNOWN: 'unknown_category'}
 
 
-def _is_number(value) -> bool:
-    return type(value) in _NUMBERS
+def _py_max(a, b):
+    """Python's ``max(a, b)`` elementwise: ``b`` only when ``b > a`` (so a NaN second argument
+    loses and a NaN first argument wins, as in mmdet's parsing)."""
+    return np.where(b > a, b, a)
+
+
+def _py_min(a, b):
+    """Python's ``min(a, b)`` elementwise: ``b`` only when ``b < a``."""
+    return np.where(b < a, b, a)
+
+
+def mmdet_drop_codes(x, y, w, h, area, ignore, known_category, width, height) -> np.ndarray:
+    """Why mmdet 3.3's ``CocoDataset.parse_data_info`` drops each annotation (a ``_DROP_NAMES``
+    code, 0 when it keeps it), vectorised: the same comparisons in the same order, with
+    Python's ``max``/``min`` semantics, so NaN and inf behave as they do there (a NaN
+    coordinate makes the overlap 0)."""
+    inter_w = _py_max(0.0, _py_min(x + w, width) - _py_max(x, 0.0))
+    inter_h = _py_max(0.0, _py_min(y + h, height) - _py_max(y, 0.0))
+    with np.errstate(invalid='ignore'):  # inf * 0 is NaN there too
+        no_overlap = inter_w * inter_h == 0
+    degenerate = (area <= 0) | (w < 1) | (h < 1)
+    return np.select([ignore, no_overlap, degenerate, ~known_category], [_IGNORE, _OUTSIDE, _DEGENERATE, _UNKNOWN],
+                     _KEPT).astype(np.int8)
 
 
 def mmdet_parse_drop_reason(ann: dict, width, height, cat_ids) -> Optional[str]:
-    """Why mmdet 3.3's ``CocoDataset.parse_data_info`` drops ``ann``, or None when it keeps it.
-
-    The same comparisons in the same order (so NaN behaves as it does there: a NaN
-    coordinate makes the overlap 0); raises like mmdet would on malformed entries.
-    """
-    if ann.get('ignore', False):
-        return 'ignore'
-    x1, y1, w, h = ann['bbox']
-    inter_w = max(0, min(x1 + w, width) - max(x1, 0))
-    inter_h = max(0, min(y1 + h, height) - max(y1, 0))
-    if inter_w * inter_h == 0:
-        return 'outside'
-    if ann['area'] <= 0 or w < 1 or h < 1:
-        return 'degenerate'
-    if ann['category_id'] not in cat_ids:
-        return 'unknown_category'
-    return None
+    """Why mmdet 3.3's ``CocoDataset.parse_data_info`` drops ``ann``, or None when it keeps it:
+    :func:`mmdet_drop_codes` on one annotation (raises like mmdet would on malformed entries)."""
+    x1, y1, w, h = (float(v) for v in ann['bbox'])
+    code = mmdet_drop_codes(*(np.array([v], dtype=np.float64) for v in (x1, y1, w, h, float(ann['area']))),
+                            np.array([bool(ann.get('ignore', False))]),
+                            np.array([ann['category_id'] in cat_ids]), float(width), float(height))[0]
+    return _DROP_NAMES.get(int(code))
 
 
 def pipeline_traits(pipeline: Optional[Sequence[dict]]) -> Dict[str, object]:
@@ -112,19 +134,6 @@ def pipeline_traits(pipeline: Optional[Sequence[dict]]) -> Dict[str, object]:
     return traits
 
 
-def _mask_reason(segmentation, poly2mask: bool) -> Optional[str]:
-    """What mmdet's ``LoadAnnotations._process_masks`` does with a kept instance's mask."""
-    if isinstance(segmentation, list):
-        valid = [p for p in segmentation if isinstance(p, (list, tuple)) and len(p) % 2 == 0 and len(p) >= 6]
-        return None if valid else 'degenerate_polygon'
-    if not poly2mask:
-        return 'invalid_mask'  # PolygonMasks need polygons; an RLE is ignored
-    if isinstance(segmentation, dict) and segmentation.get('counts') is not None and \
-            segmentation.get('size') is not None and isinstance(segmentation['counts'], (list, str)):
-        return None
-    return 'invalid_mask'
-
-
 @dataclass
 class CocoValidationReport:
     """Counts and first offenders of one annotation file.
@@ -143,6 +152,8 @@ class CocoValidationReport:
         empty_images (list[int]): All images without a usable instance (filtered or not).
         unannotated_images (list[int]): Images without any annotation in the file.
         bad_images (list[tuple[str, str]]): (path, reason) found by the image check.
+        duplicate_image_ids (list): Image ids given to more than one image entry.
+        duplicate_annotation_ids (list): Annotation ids given to more than one annotation.
     """
     ann_file: str
     num_images: int = 0
@@ -165,6 +176,8 @@ class CocoValidationReport:
     min_usable_share: float = 0.0
     filter_annotations: bool = False
     filter_empty_gt: bool = False
+    duplicate_image_ids: list = field(default_factory=list)
+    duplicate_annotation_ids: list = field(default_factory=list)
 
     # views kept for callers of the first version
     @property
@@ -224,6 +237,14 @@ class CocoValidationReport:
             problems.append(f'{len(self.missing_images)} image file(s) missing, e.g. {self.missing_images[:_SHOW]}')
         if self.missing_classes:
             problems.append(f'config classes not among the file\'s categories: {self.missing_classes}')
+        if self.duplicate_image_ids:
+            problems.append(f'{len(self.duplicate_image_ids)} image id(s) given to more than one image entry, e.g. '
+                            f'ids {self.duplicate_image_ids[:_SHOW]}: mmdet keeps one entry per id and puts the boxes '
+                            "of all of them on that one file's pixels; give every image its own id")
+        if self.duplicate_annotation_ids:
+            problems.append(f'{len(self.duplicate_annotation_ids)} annotation id(s) used more than once, e.g. ids '
+                            f"{self.duplicate_annotation_ids[:_SHOW]}: mmdet's CocoDataset stops on them (\"Annotation "
+                            'ids ... are not unique\"); give every annotation its own id')
         if self.images_without_size:
             problems.append(f'{len(self.images_without_size)} image entries without width/height (mmdet\'s '
                             f'CocoDataset reads them), e.g. ids {self.images_without_size[:_SHOW]}')
@@ -289,15 +310,38 @@ class CocoValidationReport:
         return '\n'.join(lines)
 
 
-def _image_size(im: dict) -> Optional[Tuple[float, float]]:
-    width, height = im.get('width'), im.get('height')
-    return (width, height) if _is_number(width) and _is_number(height) else None
+def _duplicates(codes: np.ndarray, ids: np.ndarray) -> list:
+    """The ids (first occurrences, in file order) whose code appears more than once."""
+    if codes.size < 2:
+        return []
+    unique, first, counts = np.unique(codes, return_index=True, return_counts=True)
+    return ids[np.sort(first[counts > 1])].tolist()
+
+
+def _codes(image_ids: np.ndarray, *others: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """Integer codes for ids that are Python values (a file read with json whose ids are not
+    all integers): equal ids (by Python's ``==``, as dict keys) get equal codes."""
+    if image_ids.dtype != object and all(o.dtype != object for o in others):
+        return (image_ids, *others)
+    table: dict = {}
+    return tuple(np.array([table.setdefault(v, len(table)) for v in column.tolist()], dtype=np.int64)
+                 for column in (image_ids, *others))
+
+
+def _member(values: np.ndarray, present: np.ndarray, allowed: list) -> np.ndarray:
+    """``value in set(allowed)`` per entry (``present`` False: the key is missing, i.e. None)."""
+    if values.dtype != object and all(type(a) is int for a in allowed):
+        return np.isin(values, np.array(allowed, dtype=np.int64)) & present
+    allowed_set = set(allowed)
+    return np.array([(v if p else None) in allowed_set for v, p in zip(values.tolist(), present.tolist())], dtype=bool)
 
 
 def validate_coco_dataset(ann_file: str, img_dir: str, classes: Optional[Sequence[str]] = None,
                           check_files: bool = True, filter_cfg: Optional[dict] = None,
                           pipeline: Optional[Sequence[dict]] = None, min_usable_share: float = 0.0,
-                          image_check: str = 'off', max_bad_images: Optional[int] = None) -> CocoValidationReport:
+                          image_check: str = 'off', max_bad_images: Optional[int] = None,
+                          max_image_pixels: Optional[int] = None,
+                          columns: Optional[CocoColumns] = None) -> CocoValidationReport:
     """Check one COCO annotation file, its image folder and what training would use of it.
 
     Args:
@@ -313,120 +357,109 @@ def validate_coco_dataset(ann_file: str, img_dir: str, classes: Optional[Sequenc
         min_usable_share (float): Fatal when fewer of the trained images than this have
             a usable instance (no usable image at all is always fatal). Defaults to 0.
         image_check (str): 'quick', 'full' or 'off': look for empty / truncated image
-            files (see :mod:`.image_check`). Defaults to 'off'.
+            files, and files whose header disagrees with the annotation file's size or is
+            above ``max_image_pixels`` (see :mod:`.image_check`). Defaults to 'off'.
         max_bad_images (int, optional): Fatal when the image check finds more bad files.
             Defaults to None (never fatal).
+        max_image_pixels (int, optional): Image files with more pixels are bad (skipped in
+            training, never decoded). Defaults to None (no limit).
+        columns (CocoColumns, optional): ``ann_file`` already read by
+            :func:`~.coco_reader.read_coco_columns`. Defaults to None (read here).
 
     Raises:
         DatasetValidationError: the annotation file cannot be read or parsed.
     """
-    try:
-        with open(ann_file) as f:
-            data = json.load(f)
-        images, annotations, categories = data['images'], data.get('annotations') or [], data['categories']
-        if not isinstance(images, list) or not isinstance(annotations, list) or not isinstance(categories, list):
-            raise TypeError('"images", "annotations" and "categories" must be lists')
-    except (OSError, ValueError) as error:
-        raise DatasetValidationError(f'annotation file {ann_file} is not readable JSON: {error}') from error
-    except (KeyError, TypeError) as error:
-        raise DatasetValidationError(f'annotation file {ann_file} is not COCO format (needs "images" and '
-                                     f'"categories" lists): {error}') from error
+    cols = columns if columns is not None else read_coco_columns(ann_file)
     traits = pipeline_traits(pipeline)
-    report = CocoValidationReport(ann_file, num_images=len(images), num_annotations=len(annotations),
+    report = CocoValidationReport(ann_file, num_images=cols.num_images, num_annotations=cols.num_annotations,
                                   min_usable_share=float(min_usable_share), image_check=image_check,
                                   max_bad_images=max_bad_images, filter_annotations=bool(traits['filter_annotations']))
-    names = {c.get('name') for c in categories}
+    names = {c.get('name') for c in cols.categories}
     if classes is not None:
         report.missing_classes = [c for c in classes if c not in names]
-    cat_ids = {c.get('id') for c in categories if classes is None or c.get('name') in classes}
-    sizes = {im.get('id'): _image_size(im) for im in images}
-    report.images_without_size = [im.get('id') for im in images if sizes[im.get('id')] is None]
+    cat_ids = [c.get('id') for c in cols.categories if classes is None or c.get('name') in classes]
+    image_codes, ann_image_codes = _codes(cols.image_ids, cols.ann_image_ids)
+    report.duplicate_image_ids = _duplicates(image_codes, cols.image_ids)
+    report.duplicate_annotation_ids = _duplicates(*_codes(cols.ann_ids), cols.ann_ids)
+    report.images_without_size = cols.image_ids[~cols.has_size].tolist()
+    file_names = cols.file_names
     if check_files:
         existing = set(os.listdir(img_dir)) if osp.isdir(img_dir) else set()
-        for im in images:
-            name = im.get('file_name', '')
-            if (name not in existing) if '/' not in name else not osp.isfile(osp.join(img_dir, name)):
-                report.missing_images.append(osp.join(img_dir, name))
+        report.missing_images = [osp.join(img_dir, name) for name in file_names
+                                 if ((name not in existing) if '/' not in name else
+                                     not osp.isfile(osp.join(img_dir, name)))]
 
-    reasons: Dict[str, List[int]] = {key: [] for key in DROP_REASONS}
-    fatal: Dict[str, List[int]] = {key: [] for key in FATAL_REASONS}
-    annotated, in_class, usable = set(), set(), set()
-    for ann in annotations:
-        ann_id, image_id = ann.get('id'), ann.get('image_id')
-        annotated.add(image_id)
-        if ann.get('category_id') in cat_ids:
-            in_class.add(image_id)  # what filter_empty_gt looks at (mmdet's cat_img_map)
-        if image_id not in sizes:
-            reasons['no_image'].append(ann_id)
-            continue
-        size = sizes[image_id]
-        if size is None:
-            continue  # already fatal: images_without_size
-        bbox, area = ann.get('bbox'), ann.get('area')
-        if type(bbox) not in _SEQUENCES or len(bbox) != 4 or 'category_id' not in ann or type(area) not in _NUMBERS:
-            fatal['malformed'].append(ann_id)
-            continue
-        x, y, w, h = bbox
-        if type(x) not in _NUMBERS or type(y) not in _NUMBERS or type(w) not in _NUMBERS or type(h) not in _NUMBERS:
-            fatal['malformed'].append(ann_id)
-            continue
-        finite = math.isfinite(x + y + w + h + area)  # one NaN or inf makes the sum non-finite
-        dropped = mmdet_parse_drop_reason(ann, size[0], size[1], cat_ids)
-        if finite and (x < -1 or y < -1 or x + w > size[0] + 1 or y + h > size[1] + 1):
-            report.boxes_outside_image.append(ann_id)
-        if not finite:
-            if dropped is None:
-                fatal['non_finite_kept'].append(ann_id)
-            else:
-                reasons['non_finite'].append(ann_id)
-            continue
-        if dropped == 'outside' and (w < 1 or h < 1 or ann['area'] <= 0):
-            dropped = 'degenerate'  # mmdet tests the overlap first; name the more specific problem
-        if dropped is not None:
-            reasons[dropped].append(ann_id)
-            continue
-        if traits['with_mask'] and not ann.get('segmentation'):
-            fatal['no_segmentation'].append(ann_id)
-            continue
-        if ann.get('iscrowd', False):
-            reasons['crowd'].append(ann_id)
-            continue
-        if traits['with_mask']:
-            mask_reason = _mask_reason(ann['segmentation'], bool(traits['poly2mask']))
-            if mask_reason:
-                reasons[mask_reason].append(ann_id)
-                continue
-        usable.add(image_id)
-    report.reasons = {key: ids for key, ids in reasons.items() if ids}
-    report.fatal_annotations = {key: ids for key, ids in fatal.items() if ids}
+    # each annotation's image: the last entry of its id, as a dict keyed by id keeps it
+    order = np.argsort(image_codes, kind='stable')
+    sorted_codes = image_codes[order]
+    slot = np.searchsorted(sorted_codes, ann_image_codes, side='right') - 1
+    found = (slot >= 0) & (sorted_codes[np.maximum(slot, 0)] == ann_image_codes) if order.size else \
+        np.zeros(ann_image_codes.size, dtype=bool)
+    image_of = np.where(found, order[np.maximum(slot, 0)] if order.size else 0, -1)
+    in_class = _member(cols.category_ids, cols.has_category, cat_ids)  # what filter_empty_gt looks at
+
+    ids = cols.ann_ids
+    sized = found & cols.has_size[np.maximum(image_of, 0)]  # without size: already fatal
+    malformed = sized & ~(cols.bbox_ok & cols.has_category & cols.area_ok)
+    parsed = sized & ~malformed
+    width, height = cols.widths[np.maximum(image_of, 0)], cols.heights[np.maximum(image_of, 0)]
+    x, y, w, h = cols.bbox.T
+    area = cols.area
+    with np.errstate(invalid='ignore', over='ignore'):
+        finite = np.isfinite(x + y + w + h + area)  # one NaN or inf makes the sum non-finite
+        drop = mmdet_drop_codes(x, y, w, h, area, cols.ignore, in_class, width, height)
+        sticks_out = (x < -1) | (y < -1) | (x + w > width + 1) | (y + h > height + 1)
+        # mmdet tests the overlap first; name the more specific problem
+        drop[(drop == _OUTSIDE) & ((w < 1) | (h < 1) | (area <= 0))] = _DEGENERATE
+    report.boxes_outside_image = ids[parsed & finite & sticks_out].tolist()
+    kept = parsed & finite & (drop == _KEPT)
+    with_mask = bool(traits['with_mask'])
+    no_segmentation = kept & (cols.segmentation == SEG_NONE) if with_mask else np.zeros_like(kept)
+    crowd = kept & ~no_segmentation & cols.iscrowd
+    candidates = kept & ~no_segmentation & ~crowd
+    if with_mask:
+        valid_mask = (cols.segmentation == SEG_POLYGON) | ((cols.segmentation == SEG_RLE) & bool(traits['poly2mask']))
+        degenerate_polygon = candidates & (cols.segmentation == SEG_NO_POLYGON)
+        invalid_mask = candidates & ~valid_mask & ~degenerate_polygon
+    else:
+        degenerate_polygon = invalid_mask = np.zeros_like(kept)
+    usable = candidates & ~degenerate_polygon & ~invalid_mask
+    reasons = {
+        'non_finite': parsed & ~finite & (drop != _KEPT),
+        'ignore': parsed & finite & (drop == _IGNORE), 'outside': parsed & finite & (drop == _OUTSIDE),
+        'degenerate': parsed & finite & (drop == _DEGENERATE),
+        'unknown_category': parsed & finite & (drop == _UNKNOWN),
+        'crowd': crowd, 'degenerate_polygon': degenerate_polygon, 'invalid_mask': invalid_mask, 'no_image': ~found}
+    fatal = {'malformed': malformed, 'non_finite_kept': parsed & ~finite & (drop == _KEPT),
+             'no_segmentation': no_segmentation}
+    report.reasons = {key: ids[reasons[key]].tolist() for key in DROP_REASONS if reasons[key].any()}
+    report.fatal_annotations = {key: ids[fatal[key]].tolist() for key in FATAL_REASONS if fatal[key].any()}
 
     filter_cfg = dict(filter_cfg or {})
     filter_empty_gt = bool(filter_cfg.get('filter_empty_gt', False)) if filter_cfg else False
     min_size = filter_cfg.get('min_size', 0) if filter_cfg else 0
-    filtered: Dict[str, List[int]] = {'filter_empty_gt': [], 'min_size': []}
-    trained = []
-    for im in images:
-        image_id, size = im.get('id'), sizes[im.get('id')]
-        if filter_empty_gt and image_id not in in_class:
-            filtered['filter_empty_gt'].append(image_id)
-        elif size is not None and min(size) < min_size:
-            filtered['min_size'].append(image_id)
-        else:
-            trained.append(im)
-    report.filtered_images = {key: ids for key, ids in filtered.items() if ids}
+    no_class = ~np.isin(image_codes, ann_image_codes[in_class]) if filter_empty_gt else np.zeros(image_codes.size, bool)
+    too_small = ~no_class & cols.has_size & (_py_min(cols.widths, cols.heights) < min_size)
+    report.filtered_images = {key: cols.image_ids[mask].tolist() for key, mask in
+                              (('filter_empty_gt', no_class), ('min_size', too_small)) if mask.any()}
     report.filter_empty_gt = filter_empty_gt
+    trained = ~no_class & ~too_small
 
     if image_check != 'off' and check_files:
         missing = set(report.missing_images)
-        paths = [osp.join(img_dir, im.get('file_name', '')) for im in trained]
-        result = check_images([p for p in paths if p not in missing], image_check)
+        rows = [i for i in np.flatnonzero(trained).tolist() if osp.join(img_dir, file_names[i]) not in missing]
+        result = check_images([osp.join(img_dir, file_names[i]) for i in rows], image_check,
+                              sizes=[(cols.widths[i], cols.heights[i]) if cols.has_size[i] else None for i in rows],
+                              max_pixels=max_image_pixels)
         report.bad_images = result.bad
         logger.info('%s', result.summary())
     bad_paths = {path for path, _ in report.bad_images}
-    report.trained_images = len(trained)
-    report.usable_images = sum(1 for im in trained if im.get('id') in usable
-                               and osp.join(img_dir, im.get('file_name', '')) not in bad_paths)
-    report.background_images = [im.get('id') for im in trained if im.get('id') not in usable]
-    report.unannotated_images = [im.get('id') for im in images if im.get('id') not in annotated]
-    report.empty_images = [im.get('id') for im in images if im.get('id') not in usable]
+    good_file = np.array([osp.join(img_dir, name) not in bad_paths for name in file_names], dtype=bool) \
+        if bad_paths else np.ones(image_codes.size, dtype=bool)
+    with_usable = np.isin(image_codes, ann_image_codes[usable])
+    report.trained_images = int(trained.sum())
+    report.usable_images = int((trained & with_usable & good_file).sum())
+    report.background_images = cols.image_ids[trained & ~with_usable].tolist()
+    report.unannotated_images = cols.image_ids[~np.isin(image_codes, ann_image_codes)].tolist()
+    report.empty_images = cols.image_ids[~with_usable].tolist()
     return report

@@ -5,19 +5,30 @@ reaches it - on COCO hours into the run - and ``--resume`` crashes again at the 
 image. Checking a file's size and its first and last few bytes (JPEG start/end-of-image
 markers, the PNG signature and ``IEND`` chunk, the signatures of the other formats OpenCV
 decodes) costs a stat and two small reads per image, so the whole training set is checked
-up front (``quick``). ``full`` also parses each file's header and structure with Pillow.
+up front (``quick``). The same reads give the size in the header (JPEG SOF, PNG IHDR), which
+must be the annotation file's ``width``/``height`` and stay under the pixel limit
+(:mod:`.image_header`). ``full`` also parses each file's structure with Pillow.
 
-The same byte-level test (:func:`image_bytes_problem`) is used by the skipping loaders at
-training time, on the bytes they have read anyway.
+The same tests (:func:`image_data_problem`) are made by the skipping loaders at training
+time, on the bytes they have read anyway and before decoding, so every file this check
+reports as "will be skipped" is skipped.
 """
+import io
 import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ['IMAGE_CHECK_MODES', 'ImageCheckReport', 'image_bytes_problem', 'check_image_file', 'check_images']
+from PIL import Image
+
+from .image_header import image_size_from_bytes, image_size_from_file, size_problem
+
+__all__ = ['IMAGE_CHECK_MODES', 'ImageCheckReport', 'image_bytes_problem', 'image_data_problem',
+           'image_header_problem', 'check_image_file', 'check_images']
+
+Size = Optional[Tuple[float, float]]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +94,41 @@ def image_bytes_problem(data: bytes) -> Optional[str]:
     return None
 
 
-def _quick(path: str) -> Optional[str]:
+def _verify_problem(source) -> Optional[str]:
+    """Pillow's structure check (PNG chunk CRCs, headers of the other formats)."""
+    try:
+        with Image.open(source) as im:
+            width, height = im.size
+            im.verify()  # PNG: chunk CRCs; other formats: structure as far as Pillow checks it
+    except Exception as error:  # noqa: BLE001  (Pillow raises many types for broken files)
+        return f'header cannot be decoded ({type(error).__name__}: {error})'
+    if width < 1 or height < 1:
+        return f'header gives an empty image ({width}x{height})'
+    return None
+
+
+def image_data_problem(data: bytes, expected_size: Size = None, max_pixels: Optional[int] = None,
+                       verify: bool = False, oriented: bool = True) -> Optional[str]:
+    """What is wrong with an image file's bytes, or None: :func:`image_bytes_problem`, then its
+    header size against ``expected_size`` (width, height) and ``max_pixels``, then (``verify``)
+    Pillow's structure check - what ``quick`` and ``full`` check up front, in the same order.
+    Nothing here decodes pixels."""
+    return image_bytes_problem(data) or image_header_problem(data, expected_size, max_pixels, verify, oriented)
+
+
+def image_header_problem(data: bytes, expected_size: Size = None, max_pixels: Optional[int] = None,
+                         verify: bool = False, oriented: bool = True) -> Optional[str]:
+    """The header part of :func:`image_data_problem`: size against ``expected_size`` and
+    ``max_pixels``, then (``verify``) Pillow's structure check."""
+    problem = None
+    if expected_size is not None or max_pixels is not None:
+        problem = size_problem(image_size_from_bytes(data, oriented), expected_size, max_pixels)
+    if problem is None and verify:
+        problem = _verify_problem(io.BytesIO(data))
+    return problem
+
+
+def _quick(path: str, expected_size: Size = None, max_pixels: Optional[int] = None) -> Optional[str]:
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
@@ -94,51 +139,53 @@ def _quick(path: str) -> Optional[str]:
         return 'empty file (0 bytes)'
     try:
         with open(path, 'rb') as f:
-            head = f.read(_HEAD)
-            fmt = _format_of(head)
-            if fmt not in ('JPEG', 'PNG'):
-                return image_bytes_problem(head) if fmt is None else None
-            f.seek(max(0, size - _TAIL))
-            tail = f.read()
-            if fmt == 'PNG':
-                return image_bytes_problem(head + tail) if size > _TAIL else image_bytes_problem(tail)
-            if _jpeg_end_problem(tail) is None:
-                return None
-            # Suspicious tail (trailers after the end-of-image marker exist): read it all.
-            f.seek(0)
-            return _jpeg_end_problem(f.read())
+            problem = _quick_bytes(f, size)
     except OSError as error:
         return f'cannot be read ({error})'
+    if problem is None and (expected_size is not None or max_pixels is not None):
+        try:
+            problem = size_problem(image_size_from_file(path), expected_size, max_pixels)
+        except OSError as error:
+            return f'cannot be read ({error})'
+    return problem
 
 
-def _full(path: str) -> Optional[str]:
-    problem = _quick(path)
-    if problem:
-        return problem
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            im.verify()  # PNG: chunk CRCs; other formats: structure as far as Pillow checks it
-    except Exception as error:  # noqa: BLE001  (Pillow raises many types for broken files)
-        return f'header cannot be decoded ({type(error).__name__}: {error})'
-    if width < 1 or height < 1:
-        return f'header gives an empty image ({width}x{height})'
-    return None
+def _quick_bytes(f, size: int) -> Optional[str]:
+    head = f.read(_HEAD)
+    fmt = _format_of(head)
+    if fmt not in ('JPEG', 'PNG'):
+        return image_bytes_problem(head) if fmt is None else None
+    f.seek(max(0, size - _TAIL))
+    tail = f.read()
+    if fmt == 'PNG':
+        return image_bytes_problem(head + tail) if size > _TAIL else image_bytes_problem(tail)
+    if _jpeg_end_problem(tail) is None:
+        return None
+    # Suspicious tail (trailers after the end-of-image marker exist): read it all.
+    f.seek(0)
+    return _jpeg_end_problem(f.read())
 
 
-def check_image_file(path: str, mode: str = 'quick') -> Optional[str]:
+def _full(path: str, expected_size: Size = None, max_pixels: Optional[int] = None) -> Optional[str]:
+    return _quick(path, expected_size, max_pixels) or _verify_problem(path)
+
+
+def check_image_file(path: str, mode: str = 'quick', expected_size: Size = None,
+                     max_pixels: Optional[int] = None) -> Optional[str]:
     """The problem with the image at ``path`` (a short reason), or None.
 
     Args:
         path (str): Image file.
-        mode (str): 'quick' (size, signature, end marker) or 'full' (also parse the header
-            and structure with Pillow). Defaults to 'quick'.
+        mode (str): 'quick' (size, signature, end marker, header size) or 'full' (also parse
+            the structure with Pillow). Defaults to 'quick'.
+        expected_size (tuple, optional): (width, height) the annotation file gives; a header
+            that says otherwise is a problem. Defaults to None (not compared).
+        max_pixels (int, optional): More pixels in the header is a problem. Defaults to None.
     """
     if mode == 'quick':
-        return _quick(path)
+        return _quick(path, expected_size, max_pixels)
     if mode == 'full':
-        return _full(path)
+        return _full(path, expected_size, max_pixels)
     raise ValueError(f'image check mode must be one of {IMAGE_CHECK_MODES[:2]}, got {mode!r}')
 
 
@@ -165,23 +212,29 @@ class ImageCheckReport:
         return f'{head}: {shown}' + (f'; ... ({len(self.bad) - show} more)' if len(self.bad) > show else '')
 
 
-def check_images(paths: Iterable[str], mode: str = 'quick', num_threads: int = 8) -> ImageCheckReport:
+def check_images(paths: Iterable[str], mode: str = 'quick', num_threads: int = 8,
+                 sizes: Optional[Sequence[Size]] = None, max_pixels: Optional[int] = None) -> ImageCheckReport:
     """Check every file in ``paths`` (duplicates once); IO-bound, so threads run it.
 
     Args:
         paths (Iterable[str]): Image files.
         mode (str): 'quick', 'full' or 'off' (nothing is checked). Defaults to 'quick'.
         num_threads (int): Parallel readers. Defaults to 8.
+        sizes (Sequence, optional): (width, height) per path from the annotation file (None
+            where it gives none). Defaults to None (sizes not compared).
+        max_pixels (int, optional): Pixel limit of the header size. Defaults to None.
     """
     if mode not in IMAGE_CHECK_MODES:
         raise ValueError(f'image check mode must be one of {IMAGE_CHECK_MODES}, got {mode!r}')
     report = ImageCheckReport(mode)
     if mode == 'off':
         return report
+    paths = list(paths)
+    expected = dict(zip(paths, sizes)) if sizes is not None else {}
     unique = list(dict.fromkeys(paths))
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-        problems = list(pool.map(lambda p: check_image_file(p, mode), unique))
+        problems = list(pool.map(lambda p: check_image_file(p, mode, expected.get(p), max_pixels), unique))
     report.num_checked = len(unique)
     report.bad = [(path, problem) for path, problem in zip(unique, problems) if problem]
     report.seconds = time.perf_counter() - start

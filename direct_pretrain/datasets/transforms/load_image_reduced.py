@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from ..bad_image_log import record_bad_image
+from ..image_check import image_header_problem
 from ._common import (FRAME_KEYS, BadImageError, SkipCounter, aspect_crop_size, check_aspect_range,
                       check_scale_and_ratio, draw_ratio, scale_by_ratio)
 from .keypoint_geometry import move_keypoints
@@ -138,6 +139,13 @@ class LoadImageReduced(BaseTransform):
             poly2mask=False)``. Defaults to None (no annotations).
         on_bad_image (str): 'raise' or 'skip'. Defaults to 'raise'.
         backend_args (dict, optional): mmengine file backend arguments. Defaults to None.
+        max_image_pixels (int, optional): A file whose header has more pixels is bad (never
+            decoded). Defaults to None (no limit).
+        check_size (bool): A header size other than ``results['width']``/``['height']`` (the
+            annotation file's) is a bad file. Defaults to False (the train tool turns it on for
+            training pipelines).
+        verify (bool): Also run Pillow's structure check on the file (what
+            ``--check-images full`` checks up front). Defaults to False.
     """
 
     def __init__(self,
@@ -149,7 +157,10 @@ class LoadImageReduced(BaseTransform):
                  backend: str = 'cv2',
                  load_annotations: Optional[dict] = None,
                  on_bad_image: str = 'raise',
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 max_image_pixels: Optional[int] = None,
+                 check_size: bool = False,
+                 verify: bool = False) -> None:
         name = type(self).__name__
         self.scale, self.ratio_range = check_scale_and_ratio(scale, ratio_range, name)
         if max_reduction not in _CV2_FLAGS:
@@ -166,6 +177,9 @@ class LoadImageReduced(BaseTransform):
         self._annotation_loader = None if load_annotations is None else TRANSFORMS.build(load_annotations)
         self.on_bad_image = on_bad_image
         self.backend_args = None if backend_args is None else dict(backend_args)
+        self.max_image_pixels = max_image_pixels
+        self.check_size = check_size
+        self.verify = verify
         self.skip_counter = SkipCounter()
         #: Set by ``BadImageCountHook`` to ``<work_dir>/bad_images.jsonl``; None records nothing.
         self.bad_image_log: Optional[str] = None
@@ -323,7 +337,12 @@ class LoadImageReduced(BaseTransform):
         target, sampled = self._target_scale()
         try:
             hint = (results['width'], results['height']) if results.get('width') and results.get('height') else None
-            img, (full_h, full_w), reduction = self._decode(self._read(path), path, target, hint)
+            data = self._read(path)
+            # the up-front check's header tests, before any decoding (the decoders apply EXIF orientation here)
+            problem = image_header_problem(data, hint if self.check_size else None, self.max_image_pixels, self.verify)
+            if problem:
+                raise BadImageError(path, problem)
+            img, (full_h, full_w), reduction = self._decode(data, path, target, hint)
         except BadImageError as err:
             if self.on_bad_image == 'raise':
                 raise
@@ -353,4 +372,5 @@ class LoadImageReduced(BaseTransform):
                 f'sample_scale={self.sample_scale}, aspect_range={self.aspect_range}, '
                 f'max_reduction={self.max_reduction}, backend={self.backend!r}, '
                 f'load_annotations={self.load_annotations}, on_bad_image={self.on_bad_image!r}, '
-                f'backend_args={self.backend_args})')
+                f'backend_args={self.backend_args}, max_image_pixels={self.max_image_pixels}, '
+                f'check_size={self.check_size}, verify={self.verify})')
