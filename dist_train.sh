@@ -6,4 +6,9 @@ if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG GPUS [tools/train.py args...]" >&2
     exit 2
 fi
+# This command line, for the restart command a diverged run prints (direct_pretrain/runtime/run_command.py).
+DP_LAUNCH_HEAD=$(printf '%q ' "$0" "$1" "$2")
+DP_LAUNCH_TAIL=""
+if [ $# -gt 2 ]; then DP_LAUNCH_TAIL=$(printf '%q ' "${@:3}"); fi
+export DP_LAUNCH_HEAD DP_LAUNCH_TAIL
 exec "$(dirname "${BASH_SOURCE[0]}")/tools/dist_launch.sh" train "$2" "$1" "${@:3}"

@@ -24,6 +24,7 @@ from ..config.consistency_checks import check_test_consistency
 from ..config.dataset_cfg import leaf_dataset
 from ..config.input_checks import check_test_inputs
 from ..config.loading import load_config
+from ..engine.hooks.worker_lifetime_hook import add_worker_lifetime_hook
 from ..errors import ConfigInputError
 from .launch import prepare_runtime
 
@@ -157,6 +158,7 @@ def _json_value(value: Any) -> Any:
 def test(cfg: Config, out: Optional[str] = None, metrics_out: Optional[str] = None) -> Dict:
     """Build the Runner and evaluate; returns the metrics dict."""
     prepare_runtime(cfg)
+    add_worker_lifetime_hook(cfg)  # the test loader's workers die with this process, however it dies
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))

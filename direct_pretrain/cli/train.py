@@ -3,7 +3,8 @@
 ``dp-train CONFIG [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--tensorboard]
 [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]`` - MMDetection 3.3's flags - and
 ``--accumulate N`` (gradient accumulation). A run that diverges (``NonFiniteLossHook``) ends
-with one ``error:`` line and exit code 3.
+with one ``error:`` line - under torchrun too, printed by rank 0 - and exit code 3; the line
+holds this very command line, changed to resume with a lower LR or another seed.
 """
 import argparse
 import logging
@@ -11,15 +12,18 @@ import os
 import sys
 from typing import List, Optional
 
+import torch.distributed as dist
 from mmengine.config import DictAction
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from ..apis.training import build_train_config, train
 from ..datasets.bad_image_log import TooManyBadImagesError
-from ..errors import ConfigInputError, TrainingDivergedError
+from ..errors import ConfigInputError, LossSpikeError, NonFiniteLossError, TrainingDivergedError
+from ..runtime.run_command import record_run_command
+from ..runtime.work_dir import check_work_dir
 from ..runtime.work_dir_lock import WorkDirLockedError
 
-__all__ = ['add_common_args', 'parse_args', 'build_config', 'main']
+__all__ = ['add_common_args', 'build_parser', 'parse_args', 'build_config', 'main']
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +42,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help='check the inputs (config, options, data, checkpoints) and exit; writes nothing')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The train tool's argument parser."""
     parser = argparse.ArgumentParser(description='Train a detector (direct pre-training or fine-tuning)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--amp', action='store_true', default=False,
@@ -55,7 +60,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='sum the gradients of N batches per optimizer step (effective batch = GPUs x '
                         'batch x N; --auto-scale-lr and iteration-based warmups count it)')
     add_common_args(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -70,6 +79,17 @@ def build_config(args: argparse.Namespace):
                               data_root=args.data_root)
 
 
+def _leave_together(error: TrainingDivergedError) -> None:
+    """Under torchrun, hold every rank until rank 0 has printed the error line: torchrun stops
+    the other workers as soon as one exits. Only for what every rank raises at once (the loss
+    guard's verdict is all-reduced); NaN weights are found by rank 0 alone, which saves."""
+    if isinstance(error, (NonFiniteLossError, LossSpikeError)) and dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        except Exception:  # a broken process group: leave anyway
+            pass
+
+
 @record  # under torchrun, a failing rank's traceback is shown in the job's error summary
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
@@ -77,18 +97,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format='[%(name)s] %(message)s')
     try:
         cfg = build_config(args)
+        check_work_dir(cfg.work_dir)  # a file, not writable, a .lock that is a link or a folder
     except ConfigInputError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     if args.check_only:
         return 0
+    # the command line as typed, for the restart command of a diverged run (NonFiniteLossHook)
+    cfg.run_command = record_run_command(build_parser(), argv, 'direct_pretrain.cli.train')
     try:
         train(cfg)
-    except TrainingDivergedError as error:  # NaN/inf loss or weights: stopped before any harm
+    except TrainingDivergedError as error:  # NaN/inf loss, a loss spike or NaN weights: stopped before any harm
         if rank0:
-            print(f'error: {error}', file=sys.stderr)
+            print(f'error: {error}', file=sys.stderr, flush=True)
+        _leave_together(error)
         return 3
-    except (WorkDirLockedError, TooManyBadImagesError) as error:  # another live run; too many bad images
+    except (ConfigInputError, WorkDirLockedError, TooManyBadImagesError) as error:
+        # the work dir turned unusable; another live run; too many bad images
         if rank0:
             print(f'error: {error}', file=sys.stderr)
         return 2

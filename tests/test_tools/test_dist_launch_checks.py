@@ -1,7 +1,8 @@
 """Bad input through ./dist_train.sh / ./dist_test.sh: the inputs are checked once before
 torchrun starts any worker, so the job ends with one error: line, exit code 2, no
 traceback, no torchrun report and no work dir; --data-root, the load_from message, the
---cfg-options value types and the batch-size warning as a user meets them."""
+--cfg-options value types and the batch-size warning as a user meets them; --check-only checks
+once and starts no worker."""
 import os.path as osp
 import subprocess
 
@@ -69,7 +70,9 @@ def test_missing_data_root_names_the_option_and_the_nested_key(tmp_path, tiny_co
         build_config(parse_args([TOY_PRETRAIN, '--check-only']))
     message = str(info.value)
     assert '--data-root <path>' in message and 'train_dataloader.dataset.dataset.data_root=<path>' in message
-    cfg = build_config(parse_args([TOY_PRETRAIN, '--data-root', tiny_coco_root]))
+    # (the toy config's warmup is longer than a run on the tiny set: shortened)
+    cfg = build_config(parse_args([TOY_PRETRAIN, '--data-root', tiny_coco_root, '--cfg-options',
+                                   'param_scheduler.0.end=1']))
     assert cfg.train_dataloader.dataset.dataset.data_root.rstrip('/') == tiny_coco_root.rstrip('/')
     assert not (tmp_path / 'work_dirs').exists()
 
@@ -90,3 +93,15 @@ def test_batch_warning_once_per_job(configs, tmp_path, monkeypatch, caplog):
     with caplog.at_level('WARNING'):
         build_config(parse_args(args))
     assert not any('effective batch' in r.getMessage() for r in caplog.records)
+
+
+def test_check_only_checks_once_and_starts_no_worker(configs, tmp_path):
+    """``dist_train.sh CFG 2 --check-only`` is the launcher's own check and nothing else: the
+    dataset check reports once (torchrun's rank 0 would run it a second time) and no worker
+    process starts."""
+    proc = launch('dist_train.sh', configs[0], '2', '--work-dir', str(tmp_path / 'wd'), '--check-only', cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert out.count('image check (quick): 0 bad file(s)') == 1, out[-3000:]
+    assert 'torch.distributed' not in out and 'OMP_NUM_THREADS' not in out, out[-3000:]
+    assert not (tmp_path / 'wd').exists()

@@ -1,7 +1,10 @@
-"""``./dist_train.sh CFG 2`` without CUDA: two real processes on gloo, and a dying rank."""
+"""``./dist_train.sh CFG 2`` without CUDA: two real processes on gloo, a dying rank, and a rank
+whose loss turns NaN (one ``error:`` line, exit code 3, the restart command is the dist command)."""
 import json
 import os
 import os.path as osp
+import re
+import shlex
 import socket
 import subprocess
 import textwrap
@@ -9,8 +12,8 @@ import time
 
 import pytest
 import torch
-
 from dp_test_utils import python_env, write_tiny_stage_configs
+from loss_injection_utils import write_injected_config
 
 
 def free_port() -> int:
@@ -94,3 +97,30 @@ def test_a_dying_rank_ends_the_job_with_its_error(tmp_path, tiny_coco_root, repo
         assert 'injected failure on rank 1' in log, log[-4000:]
     else:
         assert 'exitcode  : 17' in log or 'exitcode: 17' in log, log[-4000:]
+
+
+def test_nan_on_one_rank_ends_the_job_with_one_error_line_and_exit_3(tmp_path, tiny_coco_root, repo_root):
+    """Rank 1's loss turns NaN at the first iteration: both ranks stop there (the verdict is
+    all-reduced), rank 0 prints rank 1's loss terms, and the job ends with exit code 3 and
+    nothing else - no torchrun failure report, no traceback."""
+    cfg = write_injected_config(str(tmp_path), tiny_coco_root, 1, "dict(type='NaNLossMaskRCNN', nan_at=1, ranks=[1])",
+                                'nan')
+    work_dir = str(tmp_path / 'work')
+    port = str(free_port())
+    script = osp.join(repo_root, 'dist_train.sh')
+    proc = subprocess.run([script, cfg, '2', '--work-dir', work_dir, '--cfg-options', 'train_dataloader.batch_size=2'],
+                          cwd=str(tmp_path), env=dict(python_env(), PORT=port), capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 3, out[-5000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and out.count('error:') == 1, out[-5000:]
+    for noise in ('Traceback', 'ChildFailedError', 'failed (exitcode', 'Root Cause'):
+        assert noise not in out, out[-5000:]
+    error = errors[0]
+    assert error.startswith('error: non-finite loss at iteration 1 (epoch 1, batch 1/2): loss_cls=nan, loss_bbox=inf '
+                            'on rank(s) [1]; the weights were not updated with it. No checkpoint was written'), error
+    command = re.search(r'Restart with a lower LR or another seed: (.+)$', error).group(1)
+    assert command == f'cd {shlex.quote(str(tmp_path))} && PORT={port} ' + shlex.join(
+        [script, cfg, '2', '--work-dir', work_dir, '--cfg-options', 'train_dataloader.batch_size=2', '--cfg-options',
+         'optim_wrapper.optimizer.lr=0.01', 'randomness.seed=1'])

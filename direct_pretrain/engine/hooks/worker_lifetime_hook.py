@@ -5,17 +5,19 @@ dataloader workers running as orphans (see :mod:`direct_pretrain.runtime.process
 ``EpochSeedHook``'s worker init already sets the parent-death signal for the training
 loader; this hook does the same for any config, and for the validation and test loaders,
 by wrapping whatever ``worker_init_fn`` the loader has (mmengine's seeding one, say).
-The train tool adds it to every run.
+The train and test tools add it to every run (:func:`add_worker_lifetime_hook`);
+``dp-infer`` starts no worker (mmdet's ``DetInferencer`` runs its pipeline in-process).
 """
 import functools
 from typing import Callable, Optional
 
+from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
 from ...runtime.process_lifetime import die_with_parent
 
-__all__ = ['WorkerLifetimeHook', 'worker_init_with_parent_death']
+__all__ = ['WorkerLifetimeHook', 'worker_init_with_parent_death', 'add_worker_lifetime_hook']
 
 
 def _init_with_parent_death(worker_id: int, inner: Optional[Callable] = None) -> None:
@@ -59,3 +61,12 @@ class WorkerLifetimeHook(Hook):
 
     def before_test(self, runner) -> None:
         _wrap(runner.test_loop.dataloader)
+
+
+def add_worker_lifetime_hook(cfg: Config) -> None:
+    """Append ``WorkerLifetimeHook`` to ``cfg.custom_hooks`` unless the config has it."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(isinstance(h, dict) and h.get('type') in ('WorkerLifetimeHook', 'mmdet.WorkerLifetimeHook')
+               for h in hooks):
+        hooks.append(dict(type='WorkerLifetimeHook'))
+    cfg.custom_hooks = hooks
