@@ -14,6 +14,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from ..apis.testing import COCO_METRICS, build_test_config, test
 from ..errors import ConfigInputError
+from ..runtime.work_dir import check_work_dir
 from .train import add_common_args
 
 __all__ = ['parse_args', 'build_config', 'main']
@@ -56,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format='[%(name)s] %(message)s')
     try:
         cfg = build_config(args)
+        check_work_dir(cfg.work_dir, lock=False)  # logs and metrics go there: a file or read-only is refused
     except ConfigInputError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

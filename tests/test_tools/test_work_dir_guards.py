@@ -1,7 +1,8 @@
-"""A work dir a run cannot use ends ``dp-train`` with one ``error:`` line naming the path and the
-fix, exit code 2, and nothing written anywhere: a ``.lock`` that is a symbolic link (the user's
-file it points to stays as it was; a dangling one creates nothing), a folder or a fifo; a work
-dir that is a file; a read-only work dir, or a missing one under a read-only folder.
+"""A work dir a run cannot use ends ``dp-train`` (and ``dp-test``) with one ``error:`` line naming
+the path and the fix, exit code 2, and nothing written anywhere: a ``.lock`` that is a symbolic
+link (the user's file it points to stays as it was; a dangling one creates nothing), a folder
+or a fifo; a work dir that is a file; a read-only work dir, or a missing one under a read-only
+folder.
 
 Read-only: permission bits do not stop root, so as root the folders are made immutable
 (``chattr +i``), which stops root too; where that is not allowed either, that test is skipped.
@@ -99,3 +100,12 @@ def test_a_file_or_a_read_only_folder_is_refused(tmp_path, config):
     check_refused(a_file, f"work dir {str(cases / 'a_file')!r} is a file, not a folder", '--work-dir')
     check_refused(ro, f"work dir {str(cases / 'read_only')!r} is not writable", '--work-dir')
     check_refused(ro_parent, f"{str(cases / 'read_only_parent')!r} is not writable", 'cannot be created')
+
+
+def test_dp_test_refuses_a_work_dir_that_is_a_file(tmp_path, toy_chain):
+    work_dir = tmp_path / 'results'
+    work_dir.write_text('not a folder')
+    run, = run_tools([ToolRun('test', [toy_chain['ft_cfg'], toy_chain['ft_ckpt'], '--work-dir', str(work_dir)],
+                              str(tmp_path))])
+    check_refused(run, f'work dir {str(work_dir)!r} is a file, not a folder')
+    assert work_dir.read_text() == 'not a folder'
