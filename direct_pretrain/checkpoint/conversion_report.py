@@ -11,14 +11,12 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
-import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from torch import nn
 
-from mmdet.registry import MODELS
 from ..errors import ConfigInputError
 from ..runtime.atomic_save import atomic_write_bytes
+from .model_fit import build_model_skeleton, compare_shapes
 
 __all__ = ['Shape', 'ConvertedEntry', 'ConversionReport', 'target_shapes', 'build_target_model']
 
@@ -107,19 +105,17 @@ class ConversionReport:
         logger.debug('%s key table:\n%s', name, self.table())
 
     def compare_with_target(self, target: Union[nn.Module, Mapping[str, Any]]) -> None:
-        """Check the converted and synthesised keys against ``target``'s: fill ``missing_target``
-        (keys the model has and no table rule fills), ``unexpected_target`` and ``shape_mismatches``."""
-        expected = target_shapes(target)
+        """Check the converted and synthesised keys against ``target``'s (the package's one
+        comparison, :func:`~.model_fit.compare_shapes`): fill ``missing_target`` (keys the model
+        has and no table rule fills), ``unexpected_target`` and ``shape_mismatches``."""
         produced = {e.target: e.shape for e in self.converted + self.synthesized}
+        fit = compare_shapes(target_shapes(target), produced)
         reported = {line.split(' ')[0] for line in self.missing_target}
-        for key, shape in expected.items():
-            if key not in produced:
-                if key not in reported:
-                    self.missing_target.append(f'{key} (in the target model, not in the {self.arch["name"]} table)')
-            elif produced[key] != shape:
-                self.shape_mismatches.append(f'{key}: converted {produced[key]} from {self.source_of[key]} vs '
-                                             f'target {shape}')
-        self.unexpected_target = sorted(set(produced) - set(expected))
+        self.missing_target += [f'{key} (in the target model, not in the {self.arch["name"]} table)'
+                                for key in fit.missing if key not in reported]
+        self.shape_mismatches += [f'{m.key}: converted {m.checkpoint} from {self.source_of[m.key]} vs target {m.model}'
+                                  for m in fit.shape_mismatch]
+        self.unexpected_target = fit.unexpected
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -139,7 +135,7 @@ def target_shapes(target: Union[nn.Module, Mapping[str, Any]]) -> Dict[str, Shap
 
 def build_target_model(config: str) -> nn.Module:
     """The model of ``config`` that a conversion's keys and shapes are checked against, on the
-    meta device where its modules allow (only names and shapes are needed).
+    meta device where its modules allow (:func:`~.model_fit.build_model_skeleton`).
 
     Raises:
         ConfigInputError: ``config`` does not exist.
@@ -148,9 +144,4 @@ def build_target_model(config: str) -> nn.Module:
         raise ConfigInputError(f'--config {config!r} does not exist; pass the config whose model the converted '
                                'checkpoint is for')
     cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    try:
-        with torch.device('meta'):
-            return MODELS.build(cfg.model)
-    except Exception:  # noqa: BLE001  (some modules create CPU tensors in __init__)
-        return MODELS.build(cfg.model)
+    return build_model_skeleton(cfg.model, cfg.get('default_scope', 'mmdet'))

@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     start, report_path = start_conversion(args)
     try:
-        # missing / empty / truncated / not a checkpoint; the release reader has its own allow-list
-        check_checkpoint_file(args.src, what='release checkpoint', check_globals=False)
+        # the one pre-check: missing, empty, truncated, not a checkpoint, unsafe (nothing executed)
+        check_checkpoint_file(args.src, what='release checkpoint')
         check_conversion_outputs(args.src, args.dst, report_path, create_folders=True)
         ckpt = read_release_checkpoint(args.src)
         arch = infer_arch(ckpt.state_dict, ckpt.source).name if args.arch == 'auto' else args.arch

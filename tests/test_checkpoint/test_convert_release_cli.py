@@ -46,5 +46,6 @@ def test_an_unsafe_file_is_refused(tmp_path, capsys):
     meta['evil'] = Payload(str(marker))
     src = write_release_checkpoint(str(tmp_path / 'evil.pth'), {'backbone.conv1.weight': torch.zeros(1)}, meta)
     code, out = run_main(capsys, src, tmp_path / 'out.pth')
-    assert code == 2 and out.err.startswith('error: refusing to load checkpoint')
+    assert code == 2 and out.err.startswith(f"error: release checkpoint '{src}' is unsafe to load")
+    assert len(out.err.strip().splitlines()) == 1
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()
