@@ -416,8 +416,7 @@ def check_train_consistency(cfg: Config, dataset_reports: Optional[Sequence[Any]
     if cfg.get('val_cfg') and cfg.get('val_dataloader'):
         check_evaluator_files(cfg, ('val_evaluator', ))
     if os.environ.get('DP_INPUTS_CHECKED') != '1':  # a torchrun worker: dist_launch.sh's pre-check sized the run
-        # TEMP(helper): warmup check wired at the end of this helper's work (breaks the tiny test configs)
-        pass  # check_warmup_length(cfg, dataset_reports or ())
+        check_warmup_length(cfg, dataset_reports or ())
 
 
 def check_test_consistency(cfg: Config) -> None:
