@@ -61,3 +61,13 @@ def test_resume_skips_partial_checkpoint_and_truncated_marker(tmp_path):
     marker.write_text(str(good))
     assert find_resumable_checkpoint(str(tmp_path)) == str(good)
     assert find_resumable_checkpoint(str(tmp_path / 'nowhere')) is None
+
+
+def test_the_temporary_name_pattern_is_the_writers():
+    """The random part the clean-up matches is exactly mkstemp's (8 of tempfile's characters)."""
+    import tempfile
+
+    from direct_pretrain.runtime.atomic_save import RUN_TEMP_NAME_RE, TEMP_NAME_ALPHABET
+    assert TEMP_NAME_ALPHABET == tempfile._RandomNameSequence.characters
+    names = [next(tempfile._get_candidate_names()) for _ in range(200)]
+    assert all(len(n) == 8 and RUN_TEMP_NAME_RE.match(f'.epoch_12.pth.{n}.tmp') for n in names)

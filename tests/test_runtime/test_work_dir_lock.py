@@ -1,5 +1,6 @@
 """The work-dir lock: a live owner in another process is refused by PID, a dead owner's
-lock is taken over, the chain's token lets its child stages in, only rank 0 locks."""
+lock is taken over, the chain's token lets its child stages in, only rank 0 locks; a ``.lock``
+that is not a regular file, or a work dir that is a file, is refused and left as it was."""
 import json
 import logging
 import os
@@ -11,8 +12,9 @@ import textwrap
 import pytest
 from dp_test_utils import PYTHON, REPO_ROOT, python_env
 
+from direct_pretrain.errors import WorkDirError
 from direct_pretrain.runtime.work_dir_lock import (LOCK_FILE, TOKEN_ENV, WorkDirLock, WorkDirLockedError,
-                                                   acquire_work_dir_lock, read_lock_owner)
+                                                   acquire_work_dir_lock, read_lock_owner, work_dir_problem)
 
 # The child processes load the lock module and the leaf errors module alone (standard library
 # only) under empty stand-ins of their packages, so they start in a fraction of a second
@@ -107,3 +109,39 @@ def test_a_dir_created_by_the_lock_and_left_empty_is_removed(tmp_path):
     with WorkDirLock(str(work_dir)):
         (work_dir / 'epoch_1.pth').write_bytes(b'x')
     assert sorted(p.name for p in work_dir.iterdir()) == [LOCK_FILE, 'epoch_1.pth']
+
+
+def test_a_lock_that_is_not_a_regular_file_is_refused_untouched(tmp_path):
+    """Nothing is written through a link, a dangling link creates nothing, a fifo does not block;
+    the error names the path and the fix."""
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('my notes')
+    cases = {}
+    for name in ('link', 'dangling', 'folder', 'fifo'):
+        (tmp_path / name).mkdir()
+        cases[name] = str(tmp_path / name)
+    os.symlink(notes, tmp_path / 'link' / LOCK_FILE)
+    os.symlink(tmp_path / 'missing.txt', tmp_path / 'dangling' / LOCK_FILE)
+    (tmp_path / 'folder' / LOCK_FILE).mkdir()
+    os.mkfifo(tmp_path / 'fifo' / LOCK_FILE)
+    expected = dict(link=f"is a symbolic link (to {str(notes)!r})", dangling='is a symbolic link', folder='is a folder',
+                    fifo='is a fifo')
+    for name, work_dir in cases.items():
+        with pytest.raises(WorkDirError) as info:
+            WorkDirLock(work_dir).acquire()
+        assert expected[name] in str(info.value) and 'pass another --work-dir' in str(info.value), name
+        assert work_dir_problem(work_dir) == str(info.value)
+        assert read_lock_owner(work_dir) == {}  # not read through the link either
+    assert notes.read_text() == 'my notes' and not (tmp_path / 'missing.txt').exists()
+
+
+def test_a_work_dir_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / 'wd'
+    path.write_text('x')
+    with pytest.raises(WorkDirError, match="is a file, not a folder"):
+        WorkDirLock(str(path)).acquire()
+    assert path.read_text() == 'x'
+    assert work_dir_problem(str(tmp_path / 'wd' / 'sub')) == (f"work dir {str(path / 'sub')!r} cannot be created: "
+                                                              f"{str(path)!r} is a file, not a folder; pass another "
+                                                              '--work-dir.')
+    assert work_dir_problem(str(tmp_path / 'new' / 'deeper')) is None  # created when the run starts
