@@ -263,9 +263,9 @@ def _state_shapes(path: str, what: str, top: Any) -> Dict[str, Tuple[int, ...]]:
         others = sorted(str(k) for k, v in state.items() if not isinstance(v, _Tensor))
         if others:
             raise CheckpointCheckError(
-                path, 'not_a_checkpoint', f'has {len(others)} "state_dict" entr{"y" if len(others) == 1 else "ies"} '
-                f'that are not tensors ({_shown(others)}); it is not a model checkpoint. Re-save the model\'s '
-                'state_dict() under "state_dict".', what)
+                path, 'not_a_checkpoint', f'has {len(others)} "state_dict" '
+                f'{"entry that is" if len(others) == 1 else "entries that are"} not a tensor ({_shown(others)}); it is '
+                'not a model checkpoint. Re-save the model\'s state_dict() under "state_dict".', what)
     else:
         state = top
         if not state or not all(isinstance(v, _Tensor) for v in state.values()):
@@ -363,9 +363,11 @@ def _check_legacy_torch(path: str, what: str) -> CheckpointContents:
             return {k: as_record(v) for k, v in value.items()}
         return value
 
-    top = {k: as_record(v) if k == 'state_dict' else v for k, v in obj.items()} if isinstance(obj, dict) else obj
-    if isinstance(top, dict) and 'state_dict' not in top:
-        top = as_record(top)
+    if isinstance(obj, dict):
+        top = {k: as_record(v) if k == 'state_dict' else v for k, v in obj.items()}
+        top = top if 'state_dict' in top else as_record(top)
+    else:
+        top = as_record(obj) if isinstance(obj, torch.Tensor) else obj
     return CheckpointContents(path, 'torch_legacy', _state_shapes(path, what, top))
 
 

@@ -86,11 +86,6 @@ def case_files(tmp_path_factory, tiny_coco_root):
     # hostile and broken files behind the two package schemes
     files['release_evil'] = save('release_evil.pth', dict(state_dict=broadcast_state(shapes),
                                                           meta=Payload(files['pwned'])))
-    files['release_cut'] = str(root / 'release_cut.pth')
-    with open(files['good'], 'rb') as f:
-        content = f.read()
-    with open(files['release_cut'], 'wb') as f:
-        f.write(content[:len(content) * 2 // 3])
     files['detectron_evil'] = str(root / 'detectron_evil.pkl')
     with open(files['detectron_evil'], 'wb') as f:
         pickle.dump({'blobs': {'conv1_w': Payload(files['pwned'])}}, f, protocol=2)
@@ -117,24 +112,25 @@ def _cases(f):
         # hostile and broken files through the schemes, in every tool
         'train_release_evil': ('train', [f['ft'], '--cfg-options', f'load_from={release}'],
                                [f"load_from '{f['release_evil']}' is unsafe to load", 'posix.system']),
-        'train_release_cut': ('train', [f['ft'], '--cfg-options', f'load_from=direct-release://{f["release_cut"]}'],
-                              [f"load_from '{f['release_cut']}' is truncated or corrupt"]),
+        'train_release_short': ('train', [f['ft'], '--cfg-options',
+                                          f'load_from=direct-release://{f["short_storage"]}'],
+                                [f"load_from '{f['short_storage']}' is incomplete: its storage record"]),
         'train_detectron_evil': ('train', [f['pre'], '--cfg-options', f'load_from=detectron://{f["detectron_evil"]}'],
                                  [f"load_from '{f['detectron_evil']}' is unsafe to load", 'posix.system']),
         'train_detectron_cut': ('train', [f['pre'], '--cfg-options', f'load_from=detectron://{f["detectron_cut"]}'],
                                 [f"load_from '{f['detectron_cut']}' is truncated"]),
         'test_release_evil': ('test', [f['ft'], release],
                               [f"checkpoint '{f['release_evil']}' is unsafe", 'posix.system']),
-        'test_release_cut': ('test', [f['ft'], f'direct-release://{f["release_cut"]}'],
-                             [f"checkpoint '{f['release_cut']}' is truncated"]),
+        'test_release_short': ('test', [f['ft'], f'direct-release://{f["short_storage"]}'],
+                               [f"checkpoint '{f['short_storage']}' is incomplete: its storage record"]),
         'test_detectron_evil': ('test', [f['ft'], f'detectron://{f["detectron_evil"]}'],
                                 [f"checkpoint '{f['detectron_evil']}' is unsafe", 'posix.system']),
         'test_detectron_cut': ('test', [f['ft'], f'detectron://{f["detectron_cut"]}'],
                                [f"checkpoint '{f['detectron_cut']}' is truncated"]),
         'infer_release_evil': ('infer', [f['ft'], release], [f"checkpoint '{f['release_evil']}' is unsafe",
                                                               'posix.system']),
-        'infer_release_cut': ('infer', [f['ft'], f'direct-release://{f["release_cut"]}'],
-                              [f"checkpoint '{f['release_cut']}' is truncated"]),
+        'infer_release_short': ('infer', [f['ft'], f'direct-release://{f["short_storage"]}'],
+                                [f"checkpoint '{f['short_storage']}' is incomplete: its storage record"]),
         'infer_detectron_evil': ('infer', [f['ft'], f'detectron://{f["detectron_evil"]}'],
                                  [f"checkpoint '{f['detectron_evil']}' is unsafe", 'posix.system']),
         'infer_detectron_cut': ('infer', [f['ft'], f'detectron://{f["detectron_cut"]}'],
@@ -182,6 +178,11 @@ def _cases(f):
     return cases
 
 
+#: checkpoints that fill the model pass the same checks (``--check-only``: nothing runs), next to a refused case
+CONTROLS = {'test_good': 'test_three_classes', 'resume_good': 'resume_three_classes',
+            'finetune_good': 'finetune_three_classes'}
+
+
 @pytest.fixture(scope='module')
 def outcomes(case_files):
     runs = {}
@@ -190,12 +191,11 @@ def outcomes(case_files):
         out = osp.join(case_files['root'], 'outputs', name)
         extra = [case_files['images'], '--out-dir', out] if tool == 'infer' else ['--work-dir', out]
         runs[name] = (ToolRun(tool, [*args, *extra], cwd), expected, out)
+    good, ft, root = case_files['good'], case_files['ft'], case_files['root']
     controls = {
-        'test_good': ToolRun('test', [case_files['ft'], case_files['good'], '--check-only'], case_files['root']),
-        'resume_good': ToolRun('train', [case_files['ft'], '--resume', case_files['good'], '--check-only'],
-                               case_files['root']),
-        'finetune_good': ToolRun('train', [case_files['ft'], '--check-only', '--cfg-options',
-                                           f'load_from={case_files["good"]}'], case_files['root']),
+        'test_good': ToolRun('test', [ft, good, '--check-only'], root),
+        'resume_good': ToolRun('train', [ft, '--resume', good, '--check-only'], root),
+        'finetune_good': ToolRun('train', [ft, '--check-only', '--cfg-options', f'load_from={good}'], root),
     }
     run_tools([run for run, _, _ in runs.values()] + list(controls.values()))
     return runs, controls
@@ -214,7 +214,8 @@ def test_one_error_line_exit_2_nothing_written(outcomes, case_files, name):
     assert not osp.exists(case_files['pwned'])  # no payload ever ran
 
 
-def test_checkpoints_that_fill_the_model_pass(outcomes):
-    for name, run in outcomes[1].items():
-        assert run.returncode == 0 and not run.error_lines, (name, run.stderr[-3000:])
-
+@pytest.mark.parametrize('good, refused', sorted(CONTROLS.items()))
+def test_a_checkpoint_that_fills_the_model_passes_where_another_class_count_is_refused(outcomes, good, refused):
+    run = outcomes[1][good]
+    assert run.returncode == 0 and not run.error_lines, run.stderr[-3000:]
+    assert outcomes[0][refused][0].returncode == 2 and 'has 3 classes' in outcomes[0][refused][0].stderr
