@@ -142,6 +142,16 @@ def _tree(settings: Sequence[Setting], cfg: Config) -> _Node:
     return root
 
 
+def _inline(node: _Node) -> Optional[str]:
+    """A subtree without comments as one ``dict(...)`` expression, None when it has comments."""
+    if node.is_leaf:
+        return None if node.comments else _one_line(node.value)
+    parts = [(name, _inline(child)) for name, child in node.children.items()]
+    if node.comments or any(text is None for _, text in parts):
+        return None
+    return 'dict(' + ', '.join(f'{name}={text}' for name, text in parts) + ')'
+
+
 def _render(name: str, node: _Node, indent: int, top: bool) -> List[str]:
     pad = _INDENT * indent
     lines = [f'{pad}# {c}' for c in node.comments]
@@ -150,6 +160,9 @@ def _render(name: str, node: _Node, indent: int, top: bool) -> List[str]:
     if node.is_leaf:
         lines.append(f'{pad}{name}{assign}{format_value(node.value, indent)}{end}')
         return lines
+    inline = _inline(node)
+    if inline is not None and len(pad) + len(name) + len(assign) + len(inline) + len(end) <= _WIDTH:
+        return [f'{pad}{name}{assign}{inline}{end}']
     lines.append(f'{pad}{name}{assign}dict(')
     for child_name, child in node.children.items():
         lines.extend(_render(child_name, child, indent + 1, False))

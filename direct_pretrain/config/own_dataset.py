@@ -236,16 +236,16 @@ def _overlay(cfg: Config, data: _Dataset, request: OwnDatasetRequest) -> List[Se
     meta = _metainfo(data)
     for key, dataset in iter_leaf_datasets(cfg, LOADERS):
         split = files.train if key.startswith('train_') else files.val
-        ann, ann_inside = _relative(split.ann_file, files.data_dir)
+        ann, _ = _relative(split.ann_file, files.data_dir)
         img, _ = _relative(split.img_dir, files.data_dir)
         img = '' if img == '.' else img.rstrip('/') + '/'
         dataset.update(data_root=files.data_dir + '/', ann_file=ann, metainfo=dict(meta))
         dataset.setdefault('data_prefix', {})
         dataset['data_prefix']['img'] = img
         which = 'train' if key.startswith('train_') else 'val'
-        settings += [Setting(f'{key}.data_root', '', Ref('data_root')),
-                     Setting(f'{key}.ann_file', f'your {which} annotations' + ('' if ann_inside else ' (absolute)')),
-                     Setting(f'{key}.data_prefix.img', f'the folder the {which} file_name entries are relative to'),
+        settings += [Setting(f'{key}.data_root', f'your {which} set: its annotation file and the folder its '
+                             'file_name entries are relative to; your classes', Ref('data_root')),
+                     Setting(f'{key}.ann_file', ''), Setting(f'{key}.data_prefix.img', ''),
                      Setting(f'{key}.metainfo', '', Ref('metainfo'))]
     ann, inside = _relative(files.val.ann_file, files.data_dir)
     for loader, evaluator_key in _EVALUATORS.items():
@@ -257,9 +257,10 @@ def _overlay(cfg: Config, data: _Dataset, request: OwnDatasetRequest) -> List[Se
             ev['ann_file'] = files.val.ann_file
             ev['classwise'] = True
             key = evaluator_key if isinstance(evaluator, dict) else f'{evaluator_key}.{index}'
-            settings += [Setting(f'{key}.ann_file', 'the ground truth the metric reads: your val annotations',
+            settings += [Setting(f'{key}.ann_file', 'the ground truth the metric reads (your val annotations); AP '
+                                 'per class as well, under your class names',
                                  Ref(f"data_root + {ann!r}") if inside else None),
-                         Setting(f'{key}.classwise', 'AP per class as well, under your class names')]
+                         Setting(f'{key}.classwise', '')]
     for key in _head_paths(cfg.get('model')):
         _set(cfg, key, len(data.classes.names))
         settings.append(Setting(key, '', Ref('num_classes')))

@@ -102,6 +102,10 @@ def _cap_warmups(cfg: Config, total_steps: int) -> List[str]:
     return notes
 
 
+def _plural(count: int, noun: str) -> str:
+    return f'{count} {noun}{"" if count == 1 else "s"}'
+
+
 def _scale(value: int, ratio: float) -> int:
     return max(1, round(value * ratio))
 
@@ -141,8 +145,8 @@ def size_schedule(cfg: Config, num_images: int, world_size: int = 1, accumulate:
     if notes:
         changed['param_scheduler'] = '; '.join(notes)
     times = f' x {repeat:g} repeats' if repeat != 1 else ''
-    summary = (f'{epochs} epochs{times} of {num_images} images = {total} steps of {batch * world_size * accumulate} '
-               f'images' + (f'; {"; ".join(notes)}' if notes else ''))
+    summary = (f'{_plural(epochs, "epoch")}{times} of {num_images} images = {_plural(total, "step")} of '
+               f'{batch * world_size * accumulate} images' + (f'; {"; ".join(notes)}' if notes else ''))
     return StageSchedule(changed, summary, total)
 
 

@@ -286,6 +286,24 @@ def test_generated_pair_is_a_thin_delta_of_the_toy_pair(tmp_path):
     assert any(line.startswith('LR scaled to the batch') for line in made.summary)
 
 
+def test_every_box_keeps_its_name_when_the_file_lists_categories_out_of_id_order(tmp_path):
+    """The issue's mislabel: with categories listed 11, 3, 7, a classes tuple in id order would
+    train 'fissure légère' boxes as 'solder joint'. Built from the generated config, every
+    instance's label names its own category."""
+    from mmdet.registry import DATASETS
+    root = str(tmp_path / 'data')
+    files = write_own_dataset(root, categories=[CATEGORIES[2], CATEGORIES[0], CATEGORIES[1]],
+                              train_objects=[[3], [7, 11], [11], [3, 7]])
+    made = write_own_dataset_configs(TOY_PRETRAIN, TOY_FINETUNE, OwnDatasetRequest(root), str(tmp_path / 'work'))
+    dataset = DATASETS.build(Config.fromfile(made.finetune).train_dataloader.dataset)
+    coco = _load(files['train_ann'])
+    name_of = {c['id']: c['name'] for c in coco['categories']}
+    classes = dataset.metainfo['classes']
+    for info in dataset.data_list:
+        in_file = sorted(name_of[a['category_id']] for a in coco['annotations'] if a['image_id'] == info['img_id'])
+        assert sorted(classes[inst['bbox_label']] for inst in info['instances']) == in_file
+
+
 def test_options_are_written_into_the_stage_they_belong_to(tmp_path):
     root = str(tmp_path / 'data')
     write_own_dataset(root)

@@ -90,6 +90,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(runs):
         assert not osp.exists(runs['tmp'] / 'bad' / name.replace(' ', '_')), context
 
 
+@pytest.mark.slow  # trains: the one real chain of these tests (its stages forked from the tool server)
 def test_toy_pair_on_own_dataset_end_to_end(tmp_path):
     data = str(tmp_path / 'defects')
     write_own_dataset(data, num_train=4, num_val=2)
