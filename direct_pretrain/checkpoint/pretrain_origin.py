@@ -127,7 +127,7 @@ def missing_checkpoint_message(cfg: Config, load_from: str, what: str = 'load_fr
         return f'{what} checkpoint {load_from!r} does not exist.' + (
             _run_hint(writer) if writer else ' Check the path.')
     if osp.abspath(origin) == osp.abspath(config_file):
-        return (f'{what} checkpoint {load_from!r} (set in {shown_config}) does not exist.' +
+        return (f'{what} checkpoint {load_from!r} does not exist (set in {shown_config}).' +
                 (_run_hint(writer) if writer else ' Check the path, or set it to the checkpoint your pretrain stage '
                  'writes (work_dirs/<pretrain config name>/epoch_N.pth).'))
     # inherited: the user's config does not set load_from, a base does

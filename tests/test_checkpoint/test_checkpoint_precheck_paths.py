@@ -172,8 +172,9 @@ def _cases(f):
                                      "work_dirs/my_pretrain/epoch_4.pth: set load_from = "
                                      "'work_dirs/my_pretrain/epoch_4.pth' in my_finetune.py"]),
         'user_sets_load_from': ('train', [osp.join(f['user'], 'my_finetune_set.py')],
-                                ["load_from checkpoint 'work_dirs/my_pretrain/epoch_4.pth' (set in my_finetune_set.py) "
-                                 'does not exist. It is written by the pretrain stage: run `dp-train my_pretrain.py`']),
+                                ["load_from checkpoint 'work_dirs/my_pretrain/epoch_4.pth' does not exist (set in "
+                                 'my_finetune_set.py). It is written by the pretrain stage: run `dp-train '
+                                 'my_pretrain.py`']),
     }
     return cases
 
