@@ -1,26 +1,21 @@
 """A run killed with SIGKILL mid-epoch and resumed ends with the same weights as an
-uninterrupted run (real processes, deterministic CPU settings)."""
+uninterrupted run (deterministic CPU settings). The killed run is a real process (the kill is
+what is tested); the reference and the resumed run are forked from the tool server, running
+concurrently with it."""
 import os.path as osp
 import signal
 import subprocess
 import time
 
 import torch
-
 from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
-
-
-def train(cfg: str, work_dir: str, cwd: str, *extra: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'train.py'), cfg, '--work-dir', work_dir, *extra], cwd=cwd,
-                          env=python_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
+from forked_cli import Pending, ToolRun, run_tools
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, tiny_coco_root):
     cfg, _ = write_tiny_stage_configs(str(tmp_path / 'cfg'), tiny_coco_root, pretrain_epochs=2)
     reference_dir, killed_dir = str(tmp_path / 'reference'), str(tmp_path / 'killed')
-    train(cfg, reference_dir, str(tmp_path))
+    reference_run = Pending([ToolRun('train', [cfg, '--work-dir', reference_dir], str(tmp_path))])
 
     proc = subprocess.Popen([PYTHON, osp.join(TOOLS, 'train.py'), cfg, '--work-dir', killed_dir], cwd=str(tmp_path),
                             env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -36,8 +31,11 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, tiny_
     assert proc.returncode == -signal.SIGKILL, ''.join(seen[-30:])
     assert osp.isfile(osp.join(killed_dir, 'epoch_1.pth')) and not osp.exists(osp.join(killed_dir, 'epoch_2.pth'))
 
-    resumed = train(cfg, killed_dir, str(tmp_path), '--resume')
-    assert 'resumed epoch: 1, iter: 4' in resumed.stdout + resumed.stderr
+    resumed, = run_tools([ToolRun('train', [cfg, '--work-dir', killed_dir, '--resume'], str(tmp_path))])
+    assert resumed.returncode == 0, resumed.describe()
+    assert 'resumed epoch: 1, iter: 4' in resumed.output
+    done, = reference_run.wait()
+    assert done.returncode == 0, done.describe()
 
     reference = torch.load(osp.join(reference_dir, 'epoch_2.pth'), map_location='cpu', weights_only=False)
     result = torch.load(osp.join(killed_dir, 'epoch_2.pth'), map_location='cpu', weights_only=False)
