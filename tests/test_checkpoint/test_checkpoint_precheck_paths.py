@@ -12,6 +12,7 @@ tiny configs' model state with every tensor a broadcast scalar (a few bytes on d
 names and shapes).
 """
 import math
+import os
 import os.path as osp
 import pickle
 import zipfile
@@ -102,6 +103,12 @@ def case_files(tmp_path_factory, tiny_coco_root):
     (user / 'my_finetune_set.py').write_text(f'_base_ = {TOY_FINETUNE_ZOO!r}\n'
                                              "load_from = 'work_dirs/my_pretrain/epoch_4.pth'\n")
     files['user'] = str(user)
+    # an earlier run's work dir whose newest checkpoint (what --resume without a path picks) is another config's
+    auto = root / 'auto_resume_wd'
+    auto.mkdir()
+    (auto / 'epoch_1.pth').write_bytes(open(files['three_classes'], 'rb').read())
+    (auto / 'last_checkpoint').write_text(str(auto / 'epoch_1.pth'))
+    files['auto_resume_wd'] = str(auto)
     return files
 
 
@@ -156,6 +163,8 @@ def _cases(f):
         'infer_three_classes': ('infer', [f['ft'], f['three_classes']], ['has 3 classes in roi_head.bbox_head.fc_cls']),
         'resume_three_classes': ('train', [f['ft'], '--resume', f['three_classes']],
                                  [f"--resume '{f['three_classes']}' has 3 classes in roi_head.bbox_head.fc_cls"]),
+        'auto_resume_three_classes': ('train', [f['ft'], '--resume', '--work-dir', f['auto_resume_wd']],
+                                      [f"--resume '{osp.join(f['auto_resume_wd'], 'epoch_1.pth')}' has 3 classes"]),
         'finetune_nan': ('train', [f['ft'], '--cfg-options', f'load_from={f["all_nan"]}'],
                          [f"load_from '{f['all_nan']}' holds non-finite weights (NaN/inf)", 'backbone.conv1.weight',
                           'Use an earlier checkpoint of that run']),
@@ -191,6 +200,8 @@ def outcomes(case_files):
         cwd = case_files['user'] if name.startswith('user_') else osp.join(case_files['root'], name)
         out = osp.join(case_files['root'], 'outputs', name)
         extra = [case_files['images'], '--out-dir', out] if tool == 'infer' else ['--work-dir', out]
+        if '--work-dir' in args:  # its own (existing) work dir: nothing may be added to it
+            extra, out = [], osp.join(args[args.index('--work-dir') + 1], '.lock')
         runs[name] = (ToolRun(tool, [*args, *extra], cwd), expected, out)
     good, ft, root = case_files['good'], case_files['ft'], case_files['root']
     controls = {
@@ -212,6 +223,8 @@ def test_one_error_line_exit_2_nothing_written(outcomes, case_files, name):
         assert text in run.error_lines[0], (text, context)
     assert not osp.exists(out), context
     assert not osp.exists(osp.join(run.cwd, 'work_dirs')), context
+    if name == 'auto_resume_three_classes':
+        assert sorted(os.listdir(case_files['auto_resume_wd'])) == ['epoch_1.pth', 'last_checkpoint'], context
     assert not osp.exists(case_files['pwned'])  # no payload ever ran
 
 
