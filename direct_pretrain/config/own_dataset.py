@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
+from mmdet.datasets import CocoDataset
 from ..errors import ConfigInputError
 from ..version import __version__
 from .dataset_cfg import LOADERS, iter_leaf_datasets, leaf_dataset
@@ -221,8 +222,15 @@ class _Dataset:
     keypoints: Optional[KeypointDescription]
 
 
+def _palette(count: int):
+    """Colours for the classes: COCO's first ones (a string palette makes mmengine warn that it is
+    no meta file; mmdet's visualizer needs one colour per class, so a base's shorter list will not do)."""
+    coco = CocoDataset.METAINFO['palette']
+    return [tuple(c) for c in coco[:count]] if count <= len(coco) else 'random'
+
+
 def _metainfo(data: _Dataset) -> dict:
-    meta = dict(classes=data.classes.names, palette='random')
+    meta = dict(classes=data.classes.names, palette=_palette(len(data.classes.names)))
     if data.keypoints:
         kp = data.keypoints
         meta.update(keypoint_names=kp.names, skeleton=kp.skeleton, flip_indices=kp.flip_indices,
