@@ -19,7 +19,7 @@ from ..checkpoint.uri import parse_checkpoint_uri
 from ..datasets.check_cache import (CachedDatasetCheck, DatasetCheckCache, dataset_check_key, passed_checks,
                                     remember_passed)
 from ..datasets.coco_classes import class_order_problem, default_classes
-from ..datasets.coco_reader import read_coco_categories, read_coco_columns
+from ..datasets.coco_reader import read_coco_categories
 from ..datasets.coco_validation import pipeline_traits, validate_coco_dataset
 from ..errors import CheckpointCheckError, ConfigInputError, DatasetValidationError
 from .dataset_cfg import LOADERS, iter_leaf_datasets
@@ -69,16 +69,7 @@ def checked_once_per_job() -> bool:
     return os.environ.get('DP_INPUTS_CHECKED') == '1' or os.environ.get('RANK', '0') != '0'
 
 
-def _check_classes(key: str, ds, ann_file: str, categories) -> None:
-    defaults = default_classes(ds.get('type', 'CocoDataset'))
-    if defaults is None:
-        return
-    problem = class_order_problem(key, ann_file, categories, (ds.get('metainfo') or {}).get('classes'), defaults)
-    if problem:
-        raise ConfigInputError(problem)
-
-
-def check_dataset_classes(cfg: Config, loaders=('val_dataloader', 'test_dataloader')) -> None:
+def check_dataset_classes(cfg: Config, loaders=LOADERS) -> None:
     """The classes of every COCO-format dataset of ``loaders`` name the file's categories in the
     order mmdet labels them (:func:`~direct_pretrain.datasets.coco_classes.class_order_problem`);
     reads only the ``categories`` of each file.
@@ -88,13 +79,16 @@ def check_dataset_classes(cfg: Config, loaders=('val_dataloader', 'test_dataload
     """
     for key, ds in iter_leaf_datasets(cfg, loaders):
         ann_file = _resolve(ds.get('ann_file') or '', ds.get('data_root') or '')
-        if not ann_file.endswith('.json') or not osp.isfile(ann_file) or default_classes(ds.get('type')) is None:
+        defaults = default_classes(ds.get('type'))
+        if not ann_file.endswith('.json') or not osp.isfile(ann_file) or defaults is None:
             continue
         try:
             categories = read_coco_categories(ann_file)
         except DatasetValidationError as error:
             raise ConfigInputError(f'{key.split(".")[0]}: {error}') from error
-        _check_classes(key, ds, ann_file, categories)
+        problem = class_order_problem(key, ann_file, categories, (ds.get('metainfo') or {}).get('classes'), defaults)
+        if problem:
+            raise ConfigInputError(problem)
 
 
 def _training_checks(cfg: Config, settings: dict) -> list:
@@ -152,13 +146,11 @@ def validate_training_data(cfg: Config) -> list:
             reports.append(CachedDatasetCheck(ann_file, cached.get('trained_images'), cached.get('summary')))
             continue
         try:
-            columns = read_coco_columns(ann_file)
-            _check_classes(key, ds, ann_file, columns.categories)
             report = validate_coco_dataset(
                 ann_file, img_dir, (ds.get('metainfo') or {}).get('classes'), filter_cfg=ds.get('filter_cfg'),
                 pipeline=ds.get('pipeline'), min_usable_share=settings['min_usable_share'],
                 image_check=settings['images'], max_bad_images=settings['max_bad_images'],
-                max_image_pixels=settings['max_image_pixels'], columns=columns)
+                max_image_pixels=settings['max_image_pixels'])
         except DatasetValidationError as error:
             raise ConfigInputError(f'{loader}: {error}') from error
         logger.info('dataset check: %s', report.summary())

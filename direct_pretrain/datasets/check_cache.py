@@ -36,8 +36,9 @@ CACHE_FILE = 'dataset_check.json'
 #: Part of every key: raise it when the check's rules change, so older results do not count.
 CHECK_VERSION = 2
 
-# (real path, size, mtime_ns, inode) -> SHA-1 of the content, computed once per process
-_DIGESTS: Dict[Tuple[str, int, int, int], str] = {}
+# (real path, size, mtime_ns, inode, ctime_ns) -> SHA-1 of the content, computed once per process (any
+# write, and any utime that restores an old mtime, moves the ctime on)
+_DIGESTS: Dict[Tuple[str, int, int, int, int], str] = {}
 # checks passed in this process, by key: what the train entry point records after taking the lock
 _PASSED: Dict['DatasetCheckKey', dict] = {}
 
@@ -53,7 +54,8 @@ class DatasetCheckKey:
 
     def digest(self) -> str:
         """SHA-1 of the file's bytes (read once per process; ~0.4 s for COCO's 450 MB)."""
-        stamp = (self.ann_file, self.size, self.mtime_ns, self.inode)
+        stat = os.stat(self.ann_file)
+        stamp = (self.ann_file, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
         if stamp not in _DIGESTS:
             sha = hashlib.sha1(usedforsecurity=False)
             with open(self.ann_file, 'rb') as f:

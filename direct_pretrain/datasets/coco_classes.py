@@ -26,7 +26,7 @@ def default_classes(dataset_type) -> Optional[Sequence[str]]:
     them to categories as ``CocoDataset`` does; None for other dataset types (not checked)."""
     try:
         cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
-    except KeyError:
+    except KeyError:  # another scope's type that is not loaded here
         return None
     if not isinstance(cls, type) or not issubclass(cls, CocoDataset) or issubclass(cls, _OWN_MAPPING):
         return None

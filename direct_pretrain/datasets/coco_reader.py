@@ -158,7 +158,7 @@ def _columns_from_json(path: str, data) -> CocoColumns:
         has_size=has_size,
         ann_ids=_id_column([ann.get('id') for ann in annotations], 'annotation id', path),
         ann_image_ids=_id_column([ann.get('image_id') for ann in annotations], 'image_id', path),
-        category_ids=_id_column([ann.get('category_id') for ann in annotations], 'category_id', path),
+        category_ids=_id_column([ann.get('category_id', -1) for ann in annotations], 'category_id', path),
         has_category=np.array(['category_id' in ann for ann in annotations], dtype=bool),
         bbox=bbox, bbox_ok=bbox_ok,
         area=np.array([_float(a) if ok else np.nan for a, ok in zip(areas, area_ok)], dtype=np.float64),

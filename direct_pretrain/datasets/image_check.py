@@ -94,14 +94,15 @@ def image_bytes_problem(data: bytes) -> Optional[str]:
     return None
 
 
-def _verify_problem(source) -> Optional[str]:
-    """Pillow's structure check (PNG chunk CRCs, headers of the other formats)."""
+def _verify_problem(source: io.BytesIO) -> Optional[str]:
+    """Pillow's structure check (PNG chunk CRCs, headers of the other formats) of a file's bytes."""
     try:
         with Image.open(source) as im:
             width, height = im.size
             im.verify()  # PNG: chunk CRCs; other formats: structure as far as Pillow checks it
     except Exception as error:  # noqa: BLE001  (Pillow raises many types for broken files)
-        return f'header cannot be decoded ({type(error).__name__}: {error})'
+        detail = str(error).replace(repr(source), 'the file')  # the same text wherever the bytes came from
+        return f'header cannot be decoded ({type(error).__name__}: {detail})'
     if width < 1 or height < 1:
         return f'header gives an empty image ({width}x{height})'
     return None
@@ -167,7 +168,15 @@ def _quick_bytes(f, size: int) -> Optional[str]:
 
 
 def _full(path: str, expected_size: Size = None, max_pixels: Optional[int] = None) -> Optional[str]:
-    return _quick(path, expected_size, max_pixels) or _verify_problem(path)
+    problem = _quick(path, expected_size, max_pixels)
+    if problem:
+        return problem
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as error:
+        return f'cannot be read ({error})'
+    return _verify_problem(io.BytesIO(data))  # from bytes, as the loaders run it: the same reason text
 
 
 def check_image_file(path: str, mode: str = 'quick', expected_size: Size = None,

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from mmengine.registry import init_default_scope
 
+from mmdet.datasets import CocoDataset
 from direct_pretrain.datasets import TOY_CLASSES, validate_coco_dataset
 from direct_pretrain.datasets.coco_validation import mmdet_parse_drop_reason, pipeline_traits
-from mmdet.datasets import CocoDataset
 
 STOCK_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
                   dict(type='PackDetInputs')]
@@ -130,8 +130,8 @@ def test_issue_datasets_without_usable_boxes_are_fatal(dataset, case, reason):
 
 
 def test_degenerate_polygons_with_the_package_pipeline(dataset):
-    from mmengine.config import Config
     from dp_test_utils import TOY_PRETRAIN
+    from mmengine.config import Config
     pipeline = Config.fromfile(TOY_PRETRAIN).train_pipeline
     assert pipeline_traits(pipeline) == dict(with_mask=True, poly2mask=False, filter_annotations=True)
 
@@ -193,3 +193,52 @@ def test_bad_image_files_count_against_the_limit(dataset):
     fatal = check(dataset, image_check='quick', max_bad_images=1).fatal
     assert fatal and 'more than dataset_check.max_bad_images=1' in fatal[0] and 'empty file' in fatal[0]
     assert not check(dataset, image_check='off', max_bad_images=0).fatal
+
+
+@pytest.mark.parametrize('which', ['annotations', 'images'])
+def test_duplicate_ids_are_fatal_naming_them(dataset, which):
+    """Issue 21: the check said the set was usable; mmdet then asserts on repeated annotation
+    ids, and with a repeated image id puts one file's boxes on another file's pixels."""
+    def corrupt(data):
+        items = data[which]
+        items[1]['id'] = items[0]['id']
+        items[4]['id'] = items[2]['id']
+    data = edit(dataset, corrupt)
+    report = check(dataset)
+    first, second = data[which][0]['id'], data[which][2]['id']
+    fatal = ' | '.join(report.fatal)
+    if which == 'annotations':
+        assert report.duplicate_annotation_ids == [first, second]
+        assert f'2 annotation id(s) used more than once, e.g. ids [{first}, {second}]' in fatal
+        assert 'not unique' in fatal
+    else:
+        assert report.duplicate_image_ids == [first, second]
+        assert f'2 image id(s) given to more than one image entry, e.g. ids [{first}, {second}]' in fatal
+        assert "on that one file's pixels" in fatal
+    if which == 'annotations':  # what mmdet does with such a file: it stops at initialisation
+        with pytest.raises(AssertionError, match='not unique'):
+            mmdet_dataset(dataset)
+
+
+def test_wrong_sizes_and_huge_images_are_bad_files(dataset):
+    """Quick mode reads the size from the header: a file smaller than the annotation file says,
+    and one declared small but above the pixel limit, are bad files (listed, skipped in
+    training, fatal above max_bad_images)."""
+    import cv2
+    import numpy as np
+    names = sorted(p.name for p in (dataset / 'train').iterdir())
+
+    def sizes(data):
+        by_name = {im['file_name']: im for im in data['images']}
+        small = by_name[names[0]]
+        cv2.imwrite(str(dataset / 'train' / names[0]), np.zeros((small['height'] // 2, small['width'] // 2, 3),
+                                                                  np.uint8))
+    edit(dataset, sizes)
+    report = check(dataset, image_check='quick', max_bad_images=3, max_image_pixels=10_000)
+    bad = dict(report.bad_images)
+    assert 'but the annotation file says' in bad[str(dataset / 'train' / names[0])]
+    assert all('above dataset_check.max_image_pixels=10000 (not decoded)' in reason
+               for path, reason in bad.items() if not path.endswith(names[0]))
+    assert len(bad) == 8 and len(report.fatal) == 1 and 'more than dataset_check.max_bad_images=3' in report.fatal[0]
+    report = check(dataset, image_check='quick', max_bad_images=3)
+    assert [p.split('/')[-1] for p, _ in report.bad_images] == names[:1] and not report.fatal

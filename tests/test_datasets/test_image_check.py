@@ -108,3 +108,68 @@ def test_stock_loader_skips_counts_and_records(files, tmp_path, caplog):
     with pytest.raises(BadImageError, match='empty file'):
         strict(dict(img_path=files['empty.jpg']))
     assert not os.path.exists(str(tmp_path / 'other.jsonl'))
+
+
+def _huge_header(data: bytes, width: int, height: int) -> bytes:
+    """``data`` (a JPEG or PNG) with a header that claims ``width`` x ``height``."""
+    import struct
+    if data.startswith(b'\x89PNG'):
+        return data[:16] + struct.pack('>II', width, height) + data[24:]
+    sof = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+    return data[:sof + 5] + struct.pack('>HH', height, width) + data[sof + 9:]
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_header_size_is_what_opencv_decodes(tmp_path, orientation):
+    """The header size (EXIF orientation applied, as the decoders apply it) is the decoded size."""
+    from PIL import Image
+
+    from direct_pretrain.datasets.image_header import image_size_from_bytes, image_size_from_file
+    path = str(tmp_path / 'o.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(_image()[:, :, ::-1]).save(path, exif=exif)  # 160 x 120 stored
+    height, width = cv2.imread(path).shape[:2]
+    assert image_size_from_file(path) == (width, height) == image_size_from_bytes(open(path, 'rb').read())
+    assert (width, height) == ((120, 160) if orientation > 4 else (160, 120))
+    assert check_image_file(path, 'quick', expected_size=(width, height)) is None
+    if orientation > 4:  # the stored size is not what training sees
+        assert 'the file is 120x160 but the annotation file says 160x120' in \
+            check_image_file(path, 'quick', expected_size=(160, 120))
+
+
+def test_size_mismatch_and_pixel_limit_from_the_header(files, tmp_path):
+    assert check_image_file(files['good.png'], 'quick', expected_size=(160, 120)) is None
+    assert check_image_file(files['good.jpg'], 'full', expected_size=(160.0, 120.0)) is None
+    smaller = 'the file is 160x120 but the annotation file says 320x240'
+    assert smaller in check_image_file(files['good.jpg'], 'quick', expected_size=(320, 240))
+    for name in ('good.jpg', 'good.png'):
+        huge = tmp_path / name
+        huge.write_bytes(_huge_header(open(files[name], 'rb').read(), 20000, 20000))
+        for mode in ('quick', 'full'):
+            reason = check_image_file(str(huge), mode, expected_size=(160, 120), max_pixels=89478485)
+            assert reason == '20000x20000 = 400.0 MP, above dataset_check.max_image_pixels=89478485 (not decoded)'
+    report = check_images([files['good.jpg'], files['good.png'], str(tmp_path / 'good.png')], 'quick',
+                          sizes=[(160, 120), (100, 100), (160, 120)], max_pixels=10**6)
+    assert [p for p, _ in report.bad] == [files['good.png'], str(tmp_path / 'good.png')]
+
+
+def test_stock_loader_skips_wrong_sizes_and_huge_files_without_decoding(files, tmp_path, monkeypatch):
+    """The training loader makes the up-front check's header tests before decoding: a file the
+    check lists is skipped, and a 20000 x 20000 file is never handed to the decoder."""
+    import mmcv
+    huge = tmp_path / 'huge.jpg'
+    huge.write_bytes(_huge_header(open(files['good.jpg'], 'rb').read(), 20000, 20000))
+    loader = LoadImageFromFileOrSkip(max_image_pixels=89478485, check_size=True)
+    loader.bad_image_log = str(tmp_path / 'bad_images.jsonl')
+    decoded = []
+    real = mmcv.imfrombytes
+    monkeypatch.setattr(mmcv, 'imfrombytes', lambda *a, **k: decoded.append(1) or real(*a, **k))
+    assert loader(dict(img_path=str(huge), width=160, height=120)) is None
+    assert loader(dict(img_path=files['good.jpg'], width=320, height=240)) is None
+    assert not decoded
+    assert loader(dict(img_path=files['good.jpg'], width=160, height=120))['img'].shape == (120, 160, 3)
+    recorded = read_bad_images(loader.bad_image_log)
+    assert 'above dataset_check.max_image_pixels=89478485 (not decoded)' in recorded[str(huge)]
+    assert 'but the annotation file says 320x240' in recorded[files['good.jpg']]
+    assert loader.skip_counter.total == 2

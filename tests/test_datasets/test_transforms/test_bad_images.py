@@ -11,12 +11,12 @@ import torch
 from mmengine.dataset import RepeatDataset
 from mmengine.logging import MessageHub
 from torch.utils.data import DataLoader, Dataset
+from transform_test_utils import data_info, painted_image, write_jpeg
 
+from mmdet.datasets import CocoDataset
 import direct_pretrain  # noqa: F401  (registers the transforms)
 from direct_pretrain.datasets.transforms import BadImageError, LoadImageReduced
 from direct_pretrain.engine.hooks import BadImageCountHook
-from mmdet.datasets import CocoDataset
-from transform_test_utils import data_info, painted_image, write_jpeg
 
 
 @pytest.fixture(scope='module')
@@ -137,3 +137,59 @@ def test_hook_reports_skips_per_epoch_through_dataset_wrappers(tmp_path, tiny_co
     assert f'({skipped} since the start' in second.getMessage()
     assert runner.message_hub.get_info('train/bad_images_skipped') == 0
 
+
+
+def _png_with_broken_ancillary_crc(path: str) -> str:
+    """A PNG whose tEXt chunk has a wrong CRC: OpenCV decodes it (libpng only warns), Pillow's
+    structure check - what --check-images full runs up front - rejects it."""
+    import struct
+    import zlib
+
+    import cv2
+    ok, png = cv2.imencode('.png', painted_image(320, 240)[0])
+    png = png.tobytes()
+    body = b'tEXt' + b'Comment\x00hello'
+    chunk = struct.pack('>I', len(body) - 4) + body + struct.pack('>I', (zlib.crc32(body) ^ 1) & 0xFFFFFFFF)
+    with open(path, 'wb') as f:
+        f.write(png[:33] + chunk + png[33:])
+    return path
+
+
+def test_full_check_and_loader_agree(tmp_path):
+    """What --check-images full reports as bad (and says will be skipped) is skipped by the
+    loader with verify=True (set by the train tool for that mode), though OpenCV decodes it."""
+    from direct_pretrain.datasets.image_check import check_image_file
+    path = _png_with_broken_ancillary_crc(str(tmp_path / 'crc.png'))
+    assert check_image_file(path, 'quick') is None
+    reason = check_image_file(path, 'full')
+    assert reason.startswith('header cannot be decoded')
+    assert LoadImageReduced(scale=(200, 200))(data_info(path)) is not None  # the decoder takes it
+    loader = LoadImageReduced(scale=(200, 200), on_bad_image='skip', verify=True)
+    loader.bad_image_log = str(tmp_path / 'bad_images.jsonl')
+    assert loader(data_info(path)) is None and loader.skip_counter.total == 1
+    from direct_pretrain.datasets.bad_image_log import read_bad_images
+    assert read_bad_images(loader.bad_image_log) == {path: reason}
+
+
+def test_reduced_loader_refuses_wrong_sizes_and_huge_headers_before_decoding(bad_files, tmp_path, monkeypatch):
+    import struct
+
+    import cv2
+    data = open(bad_files['good'], 'rb').read()
+    sof = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+    huge = tmp_path / 'huge.jpg'
+    huge.write_bytes(data[:sof + 5] + struct.pack('>HH', 20000, 20000) + data[sof + 9:])
+    decoded = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, 'imdecode', lambda *a: decoded.append(1) or real(*a))
+    loader = LoadImageReduced(scale=(200, 200), on_bad_image='skip', max_image_pixels=89478485, check_size=True)
+    assert loader(data_info(str(huge), width=640, height=480)) is None
+    assert loader(data_info(bad_files['good'], width=320, height=240)) is None
+    assert not decoded and loader.skip_counter.total == 2
+    strict = LoadImageReduced(scale=(200, 200), max_image_pixels=89478485, check_size=True)
+    with pytest.raises(BadImageError, match=r'20000x20000 = 400.0 MP, above dataset_check.max_image_pixels'):
+        strict(data_info(str(huge), width=640, height=480))
+    with pytest.raises(BadImageError, match='the file is 640x480 but the annotation file says 320x240'):
+        strict(data_info(bad_files['good'], width=320, height=240))
+    assert not decoded
+    assert strict(data_info(bad_files['good'], width=640, height=480))['ori_shape'] == (480, 640)
