@@ -26,7 +26,11 @@ install_safe_checkpoint_loading()
 register_atomic_backend()
 register_detectron_scheme()
 register_release_scheme()
-MODULE2PACKAGE.setdefault('direct_pretrain', 'direct_pretrain')  # the direct_pretrain:: config scope
+# The direct_pretrain:: config scope. mmengine resolves `pkg::name` under get_installed_path(MODULE2PACKAGE[pkg]):
+# for a distribution's name that is the dist-info's folder, which an editable install keeps in site-packages while
+# the package stays in the checkout. A module path that names no distribution makes mmengine ask importlib for the
+# module's spec instead, which is the folder this package was imported from in every kind of install.
+MODULE2PACKAGE.setdefault('direct_pretrain', 'direct_pretrain.registry')
 
 from . import datasets, engine, evaluation, models, visualization  # noqa: E402,F401  (registers modules)
 

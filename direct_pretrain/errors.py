@@ -27,11 +27,13 @@ class WorkDirError(ConfigInputError):
 
 
 #: The values :attr:`CheckpointCheckError.problem` takes.
-CHECKPOINT_PROBLEMS = ('missing', 'not_a_file', 'empty', 'unreadable', 'truncated', 'not_a_checkpoint', 'unsafe')
+CHECKPOINT_PROBLEMS = ('missing', 'not_a_file', 'empty', 'unreadable', 'truncated', 'not_a_checkpoint', 'unsafe',
+                       'does_not_fit', 'non_finite')
 
 
 class CheckpointCheckError(ValueError):
-    """A checkpoint file is missing, empty, truncated, not a checkpoint or unsafe to load.
+    """A checkpoint file is missing, empty, truncated, not a checkpoint or unsafe to load, or its
+    weights do not fill the config's model (``does_not_fit``) or are NaN/inf (``non_finite``).
 
     Attributes:
         path (str): The file.

@@ -1,6 +1,8 @@
 """A run's config before the Runner sees it: locate it, walk its datasets, apply the command-line
 options (``--data-root``, ``--accumulate``, ``--cfg-options``), check the batch and everything it
-points at, and add the training guards. Nothing here writes a file."""
+points at, and add the training guards; and, for a user's own COCO-format folder, find its files and
+classes and write the overlay configs of a pretrain / fine-tune pair (:mod:`.own_dataset`). Only the
+overlay writers write files (the generated configs, a validation split), into the chain's work root."""
 from .accumulation import ITER_SCHEDULERS, apply_gradient_accumulation, effective_batch_size
 from .batch_check import check_batch_size, launcher_world_size
 from .data_root import set_data_root
