@@ -269,6 +269,10 @@ def _overlay(cfg: Config, data: _Dataset, request: OwnDatasetRequest) -> List[Se
                                  'per class as well, under your class names',
                                  Ref(f"data_root + {ann!r}") if inside else None),
                          Setting(f'{key}.classwise', '')]
+            if ev.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
+                # mmdet's classwise CocoMetric writes box and mask AP of a class under one key
+                ev['type'] = 'CocoClasswiseMetric'
+                settings.append(Setting(f'{key}.type', 'per-class box and mask AP under keys of their own'))
     for key in _head_paths(cfg.get('model')):
         _set(cfg, key, len(data.classes.names))
         settings.append(Setting(key, '', Ref('num_classes')))
