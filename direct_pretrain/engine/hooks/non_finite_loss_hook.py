@@ -43,7 +43,7 @@ multiplied, the stored seed is replaced.
 """
 import math
 import os.path as osp
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional
 
 import torch
 from mmengine.dist import all_gather_object
