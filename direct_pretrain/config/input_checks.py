@@ -61,12 +61,21 @@ def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
                                        'data_prefix.img in the config.')
 
 
-def checked_once_per_job() -> bool:
-    """True in the processes that skip the input checks because the job ran them once already:
-    the workers ``dist_launch.sh`` starts after its own check (``DP_INPUTS_CHECKED=1``) and,
-    without it, every rank but 0 (slurm, a plain torchrun). At COCO scale every rank would
-    otherwise read the whole annotation file and every image header again."""
-    return os.environ.get('DP_INPUTS_CHECKED') == '1' or os.environ.get('RANK', '0') != '0'
+def _rank(cfg: Config) -> str:
+    """This process's rank before any process group exists: torchrun's ``RANK``, srun's task
+    number under ``--launcher slurm`` (mmengine's rank there), else 0."""
+    if cfg.get('launcher') == 'slurm' and 'RANK' not in os.environ:
+        return os.environ.get('SLURM_PROCID', '0')
+    return os.environ.get('RANK', '0')
+
+
+def checked_once_per_job(cfg: Config) -> bool:
+    """True in the processes that skip the dataset check because the job runs it once: the
+    workers ``dist_launch.sh`` starts after its own check (``DP_INPUTS_CHECKED=1``) and,
+    without that, every rank but 0 (a plain torchrun, srun). At COCO scale every rank would
+    otherwise read the whole annotation file and every image header again. A failing rank 0
+    ends the others (torchrun's agent, srun's ``--kill-on-bad-exit``)."""
+    return os.environ.get('DP_INPUTS_CHECKED') == '1' or _rank(cfg) != '0'
 
 
 def check_dataset_classes(cfg: Config, loaders=LOADERS) -> None:
@@ -126,7 +135,7 @@ def validate_training_data(cfg: Config) -> list:
     Raises:
         ConfigInputError: a fatal problem, naming the dataset key and the fix.
     """
-    if checked_once_per_job():
+    if checked_once_per_job(cfg):
         return []
     settings = dataset_check_settings(cfg)
     check_dataset_classes(cfg)
@@ -173,7 +182,7 @@ def record_dataset_checks(cfg: Config) -> None:
     work dir's lock is taken (nothing is written before); under ``dist_launch.sh`` the workers
     record what the launcher's check passed. Never fails the run: a cache that cannot be
     written only means the next resume checks again."""
-    if os.environ.get('RANK', '0') != '0':
+    if _rank(cfg) != '0':
         return
     try:
         cache = DatasetCheckCache(cfg.get('work_dir'))

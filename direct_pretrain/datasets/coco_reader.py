@@ -36,7 +36,7 @@ __all__ = ['CocoColumns', 'read_coco_columns', 'read_coco_categories', 'segmenta
 #: non-empty list without one, an RLE dict (counts list/str and size), anything else.
 SEG_NONE, SEG_POLYGON, SEG_NO_POLYGON, SEG_RLE, SEG_OTHER = range(5)
 
-_BLOCK = 16 << 20
+_BLOCK = 8 << 20  # bytes read at a time: the working memory is a few times this
 _NUMBER_TYPES = frozenset({int, float})  # exact types: a bool is no number here, as in the check
 
 
@@ -223,42 +223,55 @@ def _word_literal(word: bytes) -> int:
     return int.from_bytes(word.ljust(8, b'\0'), 'little')
 
 
-def _unescaped_quotes(quotes: np.ndarray, backslashes: np.ndarray) -> np.ndarray:
-    """Quotes not escaped by a backslash (backslashes are rare: a Python loop over them)."""
+def _escaped(backslashes: np.ndarray) -> np.ndarray:
+    """Positions escaped by a backslash (backslashes are rare: a Python loop over them)."""
     escaped, skip_until = [], -1
     for position in backslashes.tolist():
         if position <= skip_until:
             continue  # escaped itself
         escaped.append(position + 1)
         skip_until = position + 1
-    return quotes[~np.isin(quotes, np.array(escaped, dtype=np.int64))]
+    return np.array(escaped, dtype=np.int64)
 
 
 class _Block:
-    """Strings, brackets (outside strings, with the depth after each) and commas of a buffer
-    that starts outside any string at depth ``depth0``."""
+    """The structure of a buffer that starts outside any string at depth ``depth0``: its
+    strings (quotes), its brackets outside strings with the depth after each and the bracket
+    matching each, found in one pass over the bytes; counts of quotes before each bracket and
+    the bracket depth around each quote come from running sums, not searches."""
 
-    def __init__(self, data: bytes, depth0: int) -> None:
-        self.size = len(data)
-        self.buf = data + _PAD
+    def __init__(self, buf: bytes, depth0: int) -> None:
+        """``buf``: the bytes to scan followed by :data:`_PAD`."""
+        self.size = len(buf) - len(_PAD)
+        self.buf = data = buf
         self.arr = arr = np.frombuffer(self.buf, dtype=np.uint8)
         #: the 8 bytes starting at each position, as a little-endian integer (overlapping views)
         self.words = np.ndarray((self.size + 8, ), dtype='<u8', buffer=self.buf, strides=(1, ))
         data_arr = arr[:self.size]
-        quotes = np.flatnonzero(data_arr == _QUOTE)
-        self.backslashes = np.flatnonzero(data_arr == _BACKSLASH) if data.find(b'\\') >= 0 else quotes[:0]
+        # quotes and [ ] { } (with _ Y y DEL: the bytes equal to 0x59 under the mask 0xD9), in file order
+        marks = (data_arr & 0xD9) == 0x59
+        marks |= data_arr == _QUOTE
+        found = np.flatnonzero(marks)
+        chars = data_arr[found]
+        is_quote = chars == _QUOTE
+        self.backslashes = np.flatnonzero(data_arr == _BACKSLASH) if data.find(b'\\') >= 0 else found[:0]
         if self.backslashes.size:
-            quotes = _unescaped_quotes(quotes, self.backslashes)
-        self.quotes = quotes
-        # [ ] { } (and _ Y y DEL, dropped next) are the bytes equal to 0x59 under the mask 0xD9
-        candidates = np.flatnonzero((data_arr & 0xD9) == 0x59)
-        chars = arr[candidates]
-        candidates = candidates[(chars == _LBRACKET) | (chars == _RBRACKET) | (chars == _LBRACE) | (chars == _RBRACE)]
-        self.pos = pos = candidates[(np.searchsorted(quotes, candidates) & 1) == 0]  # even quotes before: outside
-        self.chars = arr[pos]
-        self.opens = (self.chars == _LBRACKET) | (self.chars == _LBRACE)
-        self.depth = depth0 + np.cumsum(np.where(self.opens, 1, -1))
-        self._closes: Dict[int, np.ndarray] = {}
+            is_quote &= ~np.isin(found, _escaped(self.backslashes))
+        quotes_so_far = np.cumsum(is_quote, dtype=np.int64)
+        is_bracket = ((chars == _LBRACKET) | (chars == _RBRACKET) | (chars == _LBRACE) | (chars == _RBRACE)) & \
+            ((quotes_so_far & 1) == 0)  # an even number of quotes before: outside strings
+        keep = np.flatnonzero(is_quote | is_bracket)
+        found, chars, is_bracket, quotes_so_far = found[keep], chars[keep], is_bracket[keep], quotes_so_far[keep]
+        opens = is_bracket & ((chars == _LBRACKET) | (chars == _LBRACE))
+        depth = depth0 + np.cumsum(opens.astype(np.int64) - (is_bracket & ~opens), dtype=np.int64)
+        events = np.flatnonzero(is_bracket)
+        quotes = np.flatnonzero(~is_bracket)
+        self.pos, self.chars, self.opens, self.depth = found[events], chars[events], opens[events], depth[events]
+        self.quotes_before = quotes_so_far[events]  # quotes before each bracket
+        self.quotes = found[quotes]
+        self.quote_depth = depth[quotes]  # the depth of the container each quote is in
+        self.events_before = np.cumsum(is_bracket)[quotes]  # brackets before each quote
+        self._partner: Optional[np.ndarray] = None
         self._commas: Optional[np.ndarray] = None
 
     @property
@@ -269,14 +282,14 @@ class _Block:
         return self._commas
 
     def skip_ws(self, p: np.ndarray, step: int = 1) -> np.ndarray:
-        """From each of ``p``, the first non-whitespace position going forward (``step=1``)
-        or backward (``step=-1``)."""
+        """From each of ``p``, the first non-blank position going forward (``step=1``) or
+        backward (``step=-1``); outside strings JSON has no other bytes below 0x21."""
         arr = self.arr
         p = p.copy()
-        moving = np.flatnonzero(_WS[arr[p]])
+        moving = np.flatnonzero(arr[p] <= 32)
         while moving.size:  # json.dump writes at most one blank; indented files more
             p[moving] += step
-            moving = moving[_WS[arr[p[moving]]]]
+            moving = moving[arr[p[moving]] <= 32]
         return p
 
     def string_end(self, p: np.ndarray) -> np.ndarray:
@@ -286,12 +299,18 @@ class _Block:
     def event_at(self, p: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.pos, p)
 
-    def match(self, events: np.ndarray, depth_after_close: int) -> np.ndarray:
-        """Index of the bracket closing each container opened at ``events``."""
-        closes = self._closes.get(depth_after_close)
-        if closes is None:
-            closes = self._closes[depth_after_close] = np.flatnonzero(~self.opens & (self.depth == depth_after_close))
-        return closes[np.searchsorted(closes, events)]
+    def match(self, events: np.ndarray, depth_after_close: int = 0) -> np.ndarray:
+        """Index of the bracket closing each container opened at ``events`` (-1: not in this
+        block). Brackets of one depth alternate open, close: each open's partner is the next
+        bracket of its depth."""
+        if self._partner is None:
+            level = np.where(self.opens, self.depth, self.depth + 1).astype(np.int16)
+            order = np.argsort(level, kind='stable')  # radix sort: grouped by depth, in file order
+            is_open, level = self.opens[order], level[order]
+            pair = np.flatnonzero(is_open[:-1] & ~is_open[1:] & (level[:-1] == level[1:]))
+            self._partner = np.full(self.pos.size, -1, dtype=np.int64)
+            self._partner[order[pair]] = order[pair + 1]
+        return self._partner[events]
 
     def digits(self, end: np.ndarray, count: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The integer written by the ``count`` (<= 16) characters before ``end``, and whether
@@ -434,26 +453,44 @@ class _Keys:
     limit: np.ndarray  # where the next key starts, or the container's closing bracket
 
 
-def _find_keys(block: _Block, so: np.ndarray, sc: np.ndarray, opens: np.ndarray, closes: np.ndarray,
-               names: Sequence[bytes]) -> _Keys:
-    """Which strings (quotes ``so``..``sc``, all directly inside the containers ``opens``..
-    ``closes``) are keys, and which of ``names`` they are."""
+@dataclass
+class _Strings:
+    """Strings of a span that sit directly inside containers of one depth."""
+    so: np.ndarray  # opening quote
+    sc: np.ndarray  # closing quote
+    events_before: np.ndarray  # brackets before the opening quote
+
+    def select(self, rows) -> '_Strings':
+        return _Strings(self.so[rows], self.sc[rows], self.events_before[rows])
+
+
+def _strings_at(block: _Block, first: int, last: int, depth: int) -> _Strings:
+    """The strings between ``first`` and ``last`` directly inside containers at ``depth``."""
+    lo, hi = np.searchsorted(block.quotes, first), np.searchsorted(block.quotes, last)
+    at = np.flatnonzero(block.quote_depth[lo:hi:2] == depth)
+    quotes = block.quotes
+    return _Strings(quotes[lo:hi:2][at], quotes[lo + 1:hi:2][at], block.events_before[lo:hi:2][at])
+
+
+def _find_keys(block: _Block, strings: _Strings, open_events: np.ndarray, names: Sequence[bytes]) -> _Keys:
+    """Which of ``strings`` (all directly inside the containers opened at ``open_events``) are
+    keys, which of ``names`` they are, whose they are and where their values start and end."""
     arr = block.arr
-    colon = block.skip_ws(sc + 1)
+    colon = block.skip_ws(strings.sc + 1)
     keys = np.flatnonzero(arr[colon] == _COLON)
-    so, sc, colon = so[keys], sc[keys], colon[keys]
-    owner = np.searchsorted(opens, so) - 1
+    so, sc, colon = strings.so[keys], strings.sc[keys], colon[keys]
+    opened = np.zeros(block.pos.size + 1, dtype=np.int64)
+    opened[open_events + 1] = 1
+    owner = np.cumsum(opened)[strings.events_before[keys]] - 1  # the last of the containers opened before
     length = sc - so - 1
+    head = block.words[so + 1] & _LOW_BYTES[np.minimum(length, 8)]
     code = np.zeros(so.size, dtype=np.int8)
     for index, name in enumerate(names):
-        rows = np.flatnonzero(length == len(name))
-        if not rows.size:
-            continue
-        head = min(len(name), 8)
-        same = (block.words[so[rows] + 1] & _LOW_BYTES[head]) == _U(_word_literal(name[:8]))
+        same = (length == len(name)) & (head == _U(_word_literal(name[:8])))
         if len(name) > 8:
-            same &= block.words[sc[rows] - 8] == _U(_word_literal(name[-8:]))
-        code[rows[same]] = index + 1
+            rows = np.flatnonzero(same)
+            same[rows] = block.words[sc[rows] - 8] == _U(_word_literal(name[-8:]))
+        code[same] = index + 1
     if block.backslashes.size:
         escaped = np.searchsorted(block.backslashes, sc) > np.searchsorted(block.backslashes, so)
         if escaped.any():
@@ -462,18 +499,9 @@ def _find_keys(block: _Block, so: np.ndarray, sc: np.ndarray, opens: np.ndarray,
     following[:-1] = so[1:]
     last_of_owner = np.ones(so.size, dtype=bool)
     last_of_owner[:-1] = owner[1:] != owner[:-1]
+    closes = block.pos[block.match(open_events)]
     limit = np.where(last_of_owner, closes[owner], following) if so.size else following
     return _Keys(code, owner, block.skip_ws(colon + 1), limit)
-
-
-def _strings_at(block: _Block, first: int, last: int, depth: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(opening, closing quote) of the strings between ``first`` and ``last`` directly inside
-    containers whose content is at ``depth``."""
-    quotes = block.quotes
-    lo, hi = np.searchsorted(quotes, first), np.searchsorted(quotes, last)
-    so, sc = quotes[lo:hi:2], quotes[lo + 1:hi:2]
-    at = block.depth[np.searchsorted(block.pos, so) - 1] == depth
-    return so[at], sc[at]
 
 
 def _field(keys: _Keys, code: int, count: int, required: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -507,15 +535,14 @@ def _scalars(block: _Block, start: np.ndarray, limit: np.ndarray) -> Tuple[np.nd
     strings = np.flatnonzero(first == _QUOTE)
     truthy[strings] = block.string_end(start[strings]) > start[strings] + 1
     for row in np.flatnonzero((first == _LBRACKET) | (first == _LBRACE)).tolist():
-        event = block.event_at(start[row:row + 1])
-        close = block.pos[block.match(event, int(block.depth[event[0]]) - 1)][0]
+        close = block.pos[block.match(block.event_at(start[row:row + 1]))][0]
         truthy[row] = bool(_slow(block, int(start[row]), int(close)))
     return values, numbers, truthy
 
 
-def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, so: np.ndarray, sc: np.ndarray) -> np.ndarray:
-    """``SEG_*`` kind of the segmentation values at ``p`` (values of depth-3 keys); ``so``/``sc``
-    the strings at depth 4 (keys of RLE dicts among them)."""
+def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, strings: _Strings) -> np.ndarray:
+    """``SEG_*`` kind of the segmentation values at ``p`` (values of depth-3 keys); ``strings``
+    those at depth 4 (the keys of RLE dicts among them)."""
     arr = block.arr
     kind = np.full(p.size, SEG_NONE, dtype=np.int8)
     first = arr[p]
@@ -525,7 +552,7 @@ def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, so: np.ndarr
     if not containers.size:
         return kind
     events = block.event_at(p[containers])
-    closes = block.match(events, 3)
+    closes = block.match(events)
     open_pos, close_pos = block.pos[events], block.pos[closes]
     is_list = block.chars[events] == _LBRACKET
     # decoded one by one: nesting deeper than COCO's, strings inside a list
@@ -535,8 +562,7 @@ def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, so: np.ndarr
         owner = np.searchsorted(events, deep) - 1
         owner = owner[(owner >= 0) & (deep < closes[np.maximum(owner, 0)])]
         slow[owner] = True
-    quotes_inside = np.searchsorted(block.quotes, close_pos) - np.searchsorted(block.quotes, open_pos)
-    slow |= is_list & (quotes_inside > 0)
+    slow |= is_list & (block.quotes_before[closes] > block.quotes_before[events])  # strings inside
     empty = arr[block.skip_ws(open_pos + 1)] == np.where(is_list, _RBRACKET, _RBRACE)
     result = np.where(empty, SEG_NONE, np.where(is_list, SEG_NO_POLYGON, SEG_OTHER)).astype(np.int8)
     # polygons: lists directly inside a segmentation list; a valid one has an even length >= 6
@@ -547,7 +573,7 @@ def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, so: np.ndarr
         keep = (parent >= 0) & (children < closes[lists][np.maximum(parent, 0)])
         children, parent = children[keep], parent[keep]
         if children.size:
-            child_close = block.match(children, 4)
+            child_close = block.match(children)
             commas = block.commas
             count = np.searchsorted(commas, block.pos[child_close]) - np.searchsorted(commas, block.pos[children])
             valid = (count >= 5) & (count % 2 == 1)  # count + 1 elements
@@ -556,9 +582,9 @@ def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, so: np.ndarr
     # RLE: a dict with 'counts' (a list or a string) and 'size' (not null)
     dicts = np.flatnonzero(~is_list & ~slow & ~empty)
     if dicts.size:
-        owner = np.searchsorted(open_pos[dicts], so) - 1
-        inside = (owner >= 0) & (so < close_pos[dicts][np.maximum(owner, 0)])
-        keys = _find_keys(block, so[inside], sc[inside], open_pos[dicts], close_pos[dicts], _RLE_KEYS)
+        owner = np.searchsorted(open_pos[dicts], strings.so) - 1
+        inside = (owner >= 0) & (strings.so < close_pos[dicts][np.maximum(owner, 0)])
+        keys = _find_keys(block, strings.select(inside), events[dicts], _RLE_KEYS)
         counts_ok = np.zeros(dicts.size, dtype=bool)
         size_ok = np.zeros(dicts.size, dtype=bool)
         for code, ok in ((1, counts_ok), (2, size_ok)):
@@ -583,10 +609,10 @@ def _bboxes(block: _Block, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     if not rows.size:
         return boxes, ok
     events = block.event_at(p[rows])
-    closes = block.match(events, 3)
+    closes = block.match(events)
     flat = closes == events + 1  # nothing nested: a nested list or object is no number
     start, end = block.pos[events], block.pos[closes]
-    quotes = np.searchsorted(block.quotes, end) - np.searchsorted(block.quotes, start)
+    quotes = block.quotes_before[closes] - block.quotes_before[events]
     commas = block.commas
     first_comma = np.searchsorted(commas, start)
     four = flat & (quotes == 0) & (np.searchsorted(commas, end) - first_comma == 3)
@@ -606,9 +632,10 @@ def _bboxes(block: _Block, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _read_annotations(block: _Block, opens: np.ndarray, closes: np.ndarray, out: _Columns) -> None:
+    """The annotation objects whose brackets are the events ``opens``..``closes``."""
     n = opens.size
-    so, sc = _strings_at(block, opens[0], closes[-1], 3)
-    keys = _find_keys(block, so, sc, opens, closes, _ANN_KEYS)
+    first, last = block.pos[opens[0]], block.pos[closes[-1]]
+    keys = _find_keys(block, _strings_at(block, first, last, 3), opens, _ANN_KEYS)
     columns = {}
     for code, name, required in ((1, 'ann_ids', True), (2, 'ann_image_ids', True), (3, 'category_ids', False)):
         owner, value, limit = _field(keys, code, n, required)
@@ -633,15 +660,14 @@ def _read_annotations(block: _Block, opens: np.ndarray, closes: np.ndarray, out:
     owner, value, limit = _field(keys, 8, n)
     columns['segmentation'] = np.full(n, SEG_NONE, dtype=np.int8)
     if owner.size:
-        rle_so, rle_sc = _strings_at(block, opens[0], closes[-1], 4)
-        columns['segmentation'][owner] = _segmentations(block, value, limit, rle_so, rle_sc)
+        columns['segmentation'][owner] = _segmentations(block, value, limit, _strings_at(block, first, last, 4))
     out.add(**columns)
 
 
 def _read_images(block: _Block, opens: np.ndarray, closes: np.ndarray, out: _Columns) -> None:
+    """The image objects whose brackets are the events ``opens``..``closes``."""
     n = opens.size
-    so, sc = _strings_at(block, opens[0], closes[-1], 3)
-    keys = _find_keys(block, so, sc, opens, closes, _IMG_KEYS)
+    keys = _find_keys(block, _strings_at(block, block.pos[opens[0]], block.pos[closes[-1]], 3), opens, _IMG_KEYS)
     owner, value, limit = _field(keys, 1, n, required=True)
     ids = np.empty(n, dtype=np.int64)
     ids[owner] = _integers(block, value, _token_ends(block, limit))
@@ -688,14 +714,14 @@ def _scan_file(path: str, items: bool = True) -> Tuple[Dict[str, List[bytes]], _
         while True:
             data = f.read(_BLOCK)
             eof = not data
-            buf = carry + data
-            block = _Block(buf, depth)
+            block = _Block(b''.join((carry, data, _PAD)), depth)
+            buf = block.buf  # the padding's blanks are never cut into the carry
             if not block.pos.size:
                 if eof:
                     if ended and not buf.strip():
                         break
                     raise _Fallback('no JSON object in the file, or a file that ends inside one')
-                carry = buf
+                carry = buf[:block.size]
                 continue
             if not started:
                 if block.chars[0] != _LBRACE or buf[:block.pos[0]].strip():
@@ -708,7 +734,7 @@ def _scan_file(path: str, items: bool = True) -> Tuple[Dict[str, List[bytes]], _
             else:
                 low = np.flatnonzero(block.depth <= 2)
                 if not low.size:  # inside one large item: read on
-                    carry = buf
+                    carry = buf[:block.size]
                     continue
                 cut_event = int(low[-1])
             ev_open, ev_depth = block.opens[:cut_event + 1], block.depth[:cut_event + 1]
@@ -741,7 +767,7 @@ def _scan_file(path: str, items: bool = True) -> Tuple[Dict[str, List[bytes]], _
             if section == 'categories':
                 raw.setdefault(section, []).append(buf[section_start:cut])
                 section_start = 0
-            carry, depth = buf[cut:], int(block.depth[cut_event])
+            carry, depth = buf[cut:block.size], int(block.depth[cut_event])
             if eof:
                 break
     if not ended or 'images' not in seen or 'categories' not in seen:
@@ -765,7 +791,7 @@ def _read_items(block: _Block, lo: int, hi: int, section: str, out: _Columns) ->
     if (block.depth[lo:hi] < 2).any():
         raise _Fallback('unbalanced brackets')
     reader = _read_annotations if section == 'annotations' else _read_images
-    reader(block, block.pos[opens], block.pos[closes], out)
+    reader(block, opens, closes, out)
 
 
 def _read_streaming(path: str) -> CocoColumns:

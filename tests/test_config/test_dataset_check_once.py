@@ -27,7 +27,7 @@ def case(tmp_path, tiny_coco_root, monkeypatch):
     calls = []
     real = input_checks.validate_coco_dataset
     monkeypatch.setattr(input_checks, 'validate_coco_dataset', lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    for name in ('DP_INPUTS_CHECKED', 'RANK'):
+    for name in ('DP_INPUTS_CHECKED', 'RANK', 'SLURM_PROCID'):
         monkeypatch.delenv(name, raising=False)
     return dict(config=pre, ann=data / 'annotations' / 'instances_train.json', work_dir=tmp_path / 'wd', calls=calls)
 
@@ -92,8 +92,9 @@ def test_a_failing_check_and_check_only_write_nothing(case):
     assert not (case['work_dir'] / CACHE_FILE).exists()  # a check that did not pass is not recorded
 
 
-@pytest.mark.parametrize('env', [dict(DP_INPUTS_CHECKED='1'), dict(RANK='1')])
-def test_workers_and_other_ranks_do_not_check_again(case, monkeypatch, env):
+@pytest.mark.parametrize('env, launcher', [(dict(DP_INPUTS_CHECKED='1'), 'pytorch'), (dict(RANK='1'), 'pytorch'),
+                                           (dict(SLURM_PROCID='3', SLURM_NTASKS='4'), 'slurm')])
+def test_workers_and_other_ranks_do_not_check_again(case, monkeypatch, env, launcher):
     """A torchrun worker started after dist_launch.sh's check, or any rank but 0, does not read
     the annotation file again: a broken file passes there because the job checked it once."""
     data = json.loads(case['ann'].read_text())
@@ -103,5 +104,5 @@ def test_workers_and_other_ranks_do_not_check_again(case, monkeypatch, env):
         build(case)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    build(case)
+    build(case, '--launcher', launcher)
     assert len(case['calls']) == 1  # only the rank-0 / launcher check above
