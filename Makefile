@@ -1,16 +1,21 @@
 # Two commands do all the set-up on a fresh machine (each creates or reuses .venv):
-#   make demo   - pretrain -> finetune -> test on the embedded toy dataset, prints a results table
-#   make test   - the test suite
+#   make demo       - pretrain -> finetune -> test on the embedded toy dataset, prints a results table
+#   make test       - the test suite
+#   make test-fast  - the suite without its slow tests (trainings, real processes): the loop while editing
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# Two pytest workers (one per core), each taking whole files so module fixtures run once.
+PYTEST := $(PY) -m pytest tests -n 2 --dist loadfile
 
-.PHONY: env demo test
+.PHONY: env demo test test-fast
 env:
 	bash tools/setup_env.sh
 
 demo: env
 	.venv/bin/dp-chain --toy-data
 
-# Two pytest workers (one per core), each taking whole files so module fixtures run once.
 test: env
-	$(PY) -m pytest tests -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: env
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)

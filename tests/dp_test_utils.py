@@ -1,11 +1,11 @@
 """Helpers shared by the tests: repository paths, child-process environment, tiny configs."""
 import os
 import os.path as osp
-import sys
+
+from forked_cli import PYTHON, python_env  # noqa: F401  (one definition, shared with the tool server)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO_ROOT, 'tools')
-PYTHON = sys.executable
 TOY_PRETRAIN = osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py')
 TOY_FINETUNE = osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb2-direct-finetune_toy.py')
 
@@ -20,15 +20,6 @@ class Payload:
         return (os.system, (f'touch {self.target}', ))
 
 
-def python_env() -> dict:
-    """Environment for child processes: one thread per process. The package is imported
-    from its installation (``pip install -e .`` in the project's venv), never from a
-    PYTHONPATH entry, so the tests see what a user sees."""
-    env = dict(os.environ)
-    env.setdefault('OMP_NUM_THREADS', '1')
-    return env
-
-
 _DATA_OVERRIDES = '''
 data_root = {root!r}
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, {train_dataset})
@@ -38,6 +29,9 @@ train_cfg = dict(max_epochs={epochs})
 default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=0, deterministic=True)
 '''
+
+# One warmup iteration: a tiny run is a few iterations long, and a warmup longer than the run is refused.
+_SHORT_WARMUP = 'param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=1)]\n'
 
 
 def write_tiny_stage_configs(folder: str, data_root: str, pretrain_epochs: int = 1,
@@ -60,14 +54,13 @@ def write_tiny_stage_configs(folder: str, data_root: str, pretrain_epochs: int =
     with open(pre, 'w') as f:
         f.write(f'_base_ = {bases[0]!r}\n' + _DATA_OVERRIDES.format(
             root=root, epochs=pretrain_epochs, ann_name=ann_name,
-            train_dataset='dataset=dict(times=1, dataset=dict(data_root=data_root))'))
+            train_dataset='dataset=dict(times=1, dataset=dict(data_root=data_root))') + _SHORT_WARMUP)
     ft = osp.join(folder, f'{prefix}_finetune.py')
     with open(ft, 'w') as f:
         f.write(f'_base_ = {bases[1]!r}\n' + _DATA_OVERRIDES.format(
             root=root, epochs=finetune_epochs, ann_name=ann_name,
             train_dataset='dataset=dict(data_root=data_root)') +
-            f'pretrain_config = {pre!r}\nload_from = None\n'
-            'param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=2)]\n')
+            f'pretrain_config = {pre!r}\nload_from = None\n' + _SHORT_WARMUP)
     return pre, ft
 
 

@@ -19,7 +19,7 @@ WHEEL_CACHE=${DP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/direct_pretrain/wh
 TORCH_SPEC="torch==2.11.0 torchvision==0.26.0"
 MMCV_VERSION=2.1.0
 # seaborn + pandas: mmdet's own analysis tools (analyze_logs.py plot_curve) import them.
-STACK_SPEC="mmengine==0.10.7 mmdet==3.3.0 timm pycocotools numpy>=2 tensorboard pytest pytest-xdist terminaltables seaborn pandas"
+STACK_SPEC="mmengine==0.10.7 mmdet==3.3.0 timm pycocotools numpy>=2 tensorboard pytest pytest-xdist pytest-randomly terminaltables seaborn pandas"
 # The stamp changes whenever the pinned stack or the package's dependencies change.
 STAMP_TEXT="$TORCH_SPEC mmcv==$MMCV_VERSION cuda_ops=${DP_CUDA_OPS:-auto} $STACK_SPEC $(cat "$ROOT/setup.py" 2>/dev/null | md5sum)"
 

@@ -23,23 +23,46 @@ from direct_pretrain.datasets import TOY_CLASSES
 from direct_pretrain.errors import ConfigInputError
 
 
-def fake_coco(root: str) -> None:
-    """A one-image COCO set where the configs expect COCO (data/coco/), for train.py's checks."""
-    coco = dict(images=[dict(id=1, file_name='1.jpg', width=64, height=64)],
-                annotations=[dict(id=1, image_id=1, category_id=1, bbox=[8, 8, 16, 16], area=256, iscrowd=0,
-                                 segmentation=[[8, 8, 24, 8, 24, 24, 8, 24]])],
-                categories=[dict(id=1, name='person')])
-    os.makedirs(osp.join(root, 'data/coco/annotations'))
+@pytest.fixture(scope='module')
+def fake_coco(tmp_path_factory) -> str:
+    """A COCO-format set where the configs expect COCO (``data/coco``), for train.py's checks: the
+    80 COCO categories and 200 one-box images, so that the recipe's warmups (hundreds of
+    iterations) fit into its schedules on one process."""
+    from mmdet.datasets import CocoDataset
+    root = str(tmp_path_factory.mktemp('fake_coco'))
+    jpeg = cv2.imencode('.jpg', np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+    images = [dict(id=i, file_name=f'{i}.jpg', width=64, height=64) for i in range(1, 201)]
+    coco = dict(images=images,
+                annotations=[dict(id=i['id'], image_id=i['id'], category_id=1, bbox=[8, 8, 16, 16], area=256,
+                                  iscrowd=0, segmentation=[[8, 8, 24, 8, 24, 24, 8, 24]]) for i in images],
+                categories=[dict(id=i, name=name) for i, name in enumerate(CocoDataset.METAINFO['classes'], 1)])
+    os.makedirs(osp.join(root, 'annotations'))
     for split in ('train2017', 'val2017'):
-        os.makedirs(osp.join(root, 'data/coco', split))
-        cv2.imwrite(osp.join(root, 'data/coco', split, '1.jpg'), np.full((64, 64, 3), 128, np.uint8))
-        with open(osp.join(root, f'data/coco/annotations/instances_{split}.json'), 'w') as f:
+        os.makedirs(osp.join(root, split))
+        for image in images:
+            with open(osp.join(root, split, image['file_name']), 'wb') as f:
+                f.write(jpeg)
+        with open(osp.join(root, f'annotations/instances_{split}.json'), 'w') as f:
             json.dump(coco, f)
+    return root
+
+
+def write_pretrain_checkpoint(cfg, path: str) -> None:
+    """What the pretrain run writes, as far as train.py's checks read it: every tensor of the
+    pretrain model by name and shape (zeros, one stored value each) and the last epoch."""
+    from mmdet.registry import MODELS
+    try:
+        with torch.device('meta'):  # names and shapes only: nothing allocated or initialised
+            model = MODELS.build(copy.deepcopy(cfg.model))
+    except Exception:  # noqa: BLE001  (a module that computes a tensor while it is built)
+        model = MODELS.build(copy.deepcopy(cfg.model))
+    state = {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in model.state_dict().items()}
+    torch.save(dict(state_dict=state, meta=dict(epoch=cfg.train_cfg.max_epochs)), path)
 
 
 @pytest.mark.parametrize('pair', PAIRS, ids=[p.name for p in PAIRS])
-def test_finetune_chains_onto_the_pretrain_run(pair, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_finetune_chains_onto_the_pretrain_run(pair, tmp_path, fake_coco):
+    # the working directory is tmp_path (conftest)
     pretrain_cfg, finetune_cfg = osp.join(CONFIG_DIR, pair.pretrain), osp.join(CONFIG_DIR, pair.finetune)
 
     # Before the pretrain ran: one clear error (checked before the dataset paths).
@@ -51,12 +74,13 @@ def test_finetune_chains_onto_the_pretrain_run(pair, tmp_path, monkeypatch):
     assert not (tmp_path / 'work_dirs').exists()
 
     # Where train.py writes the pretrain's last checkpoint (default work dir, last epoch) ...
-    fake_coco(str(tmp_path))
+    os.makedirs('data')
+    os.symlink(fake_coco, 'data/coco')
     pretrain = build_train_config(parse_train_args([pretrain_cfg]))
     written = osp.join(pretrain.work_dir, final_checkpoint_name(pretrain))
     assert osp.normpath(written) == osp.normpath(pair.checkpoint)
     os.makedirs(osp.dirname(written))
-    torch.save(dict(state_dict={}, meta=dict(epoch=pretrain.train_cfg.max_epochs)), written)
+    write_pretrain_checkpoint(pretrain, written)
     # ... is what the fine-tune loads, with no edits or overrides.
     finetune = build_train_config(parse_train_args([finetune_cfg]))
     assert finetune.load_from == pair.checkpoint and osp.isfile(finetune.load_from)

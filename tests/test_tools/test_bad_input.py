@@ -1,10 +1,11 @@
 """Bad input to the tools: one clear error naming the path or value, a non-zero exit,
 and no work dir written."""
 import os.path as osp
-import subprocess
 
 import pytest
-from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, Payload, python_env, write_tiny_stage_configs
+from dp_test_utils import TOOLS, TOY_FINETUNE, TOY_PRETRAIN, Payload, write_tiny_stage_configs
+from forked_cli import ToolRun, run_tool, run_tools
+from mmengine.config import Config
 
 from direct_pretrain.cli.test import build_config as build_test_config, parse_args as parse_test_args
 from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
@@ -17,8 +18,7 @@ def configs(tmp_path, tiny_coco_root):
 
 
 def test_missing_config_exits_non_zero_and_writes_nothing(tmp_path):
-    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'train.py'), 'configs/nope.py', '--work-dir', 'wd'],
-                          cwd=tmp_path, env=python_env(), capture_output=True, text=True, timeout=300)
+    proc = run_tool(osp.join(TOOLS, 'train.py'), 'configs/nope.py', '--work-dir', 'wd', cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "config file 'configs/nope.py' does not exist" in proc.stderr
     assert proc.stderr.count('error:') == 1 and 'Traceback' not in proc.stderr
@@ -72,17 +72,16 @@ def test_amp_without_cuda_is_a_clear_error(configs):
         build_train_config(parse_train_args([configs[0], '--amp']))
 
 
-def test_eval_selects_coco_metrics(configs, tmp_path):
-    import torch
-    ckpt = tmp_path / 'weights.pth'
-    torch.save({'state_dict': {}}, ckpt)  # the checkpoint pre-check refuses empty files
-    cfg = build_test_config(parse_test_args([configs[1], str(ckpt), '--eval', 'segm']))
-    assert cfg.test_evaluator.metric == ['segm'] and cfg.load_from == str(ckpt)
+def test_eval_selects_coco_metrics(configs, toy_model_checkpoint):
+    cfg = build_test_config(parse_test_args([configs[1], toy_model_checkpoint, '--eval', 'segm']))
+    assert cfg.test_evaluator.metric == ['segm'] and cfg.load_from == toy_model_checkpoint
 
 
 def test_auto_scale_lr_flag(configs):
     cfg = build_train_config(parse_train_args([configs[0], '--auto-scale-lr']))
-    assert cfg.auto_scale_lr.enable is True and cfg.auto_scale_lr.base_batch_size == 8
+    base = Config.fromfile(TOY_PRETRAIN).auto_scale_lr
+    assert base.enable is False  # the flag turns it on, keeping the config's base batch
+    assert cfg.auto_scale_lr.enable is True and cfg.auto_scale_lr.base_batch_size == base.base_batch_size
 
 
 def test_crafted_checkpoint_never_executes_through_the_tools(configs, tmp_path):
@@ -93,11 +92,11 @@ def test_crafted_checkpoint_never_executes_through_the_tools(configs, tmp_path):
     target = tmp_path / 'pwned'
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': Payload(str(target))}, evil)
-    for cmd in ([osp.join(TOOLS, 'test.py'), configs[1], str(evil), '--work-dir', str(tmp_path / 'wd_test')],
-                [osp.join(TOOLS, 'train.py'), configs[1], '--work-dir', str(tmp_path / 'wd_train'), '--cfg-options',
-                 f'load_from={evil}']):
-        proc = subprocess.run([PYTHON, *cmd], cwd=tmp_path, env=python_env(), capture_output=True, text=True,
-                              timeout=300)
+    runs = run_tools([
+        ToolRun(osp.join(TOOLS, 'test.py'), [configs[1], evil, '--work-dir', tmp_path / 'wd_test'], tmp_path),
+        ToolRun(osp.join(TOOLS, 'train.py'), [configs[1], '--work-dir', tmp_path / 'wd_train', '--cfg-options',
+                                              f'load_from={evil}'], tmp_path)])
+    for proc in runs:
         assert proc.returncode == 2 and proc.stderr.count('error:') == 1, proc.stderr[-2000:]
         assert 'is unsafe to load' in proc.stderr and 'system' in proc.stderr, proc.stderr[-2000:]
         assert not target.exists() and not (tmp_path / 'wd_test').exists() and not (tmp_path / 'wd_train').exists()

@@ -212,6 +212,7 @@ def _kill_and_check_workers(proc, sig, mark):
     assert not survivors, [(p.pid, p.status()) for p in survivors]
 
 
+@pytest.mark.slow  # real training processes
 def test_sigkill_leaves_no_worker_and_a_second_run_is_refused(tmp_path, tiny_coco_root):
     case, pre, _ = make_case(str(tmp_path), tiny_coco_root, 'sigkill')
     work_dir = osp.join(case, 'wd')
@@ -229,6 +230,7 @@ def test_sigkill_leaves_no_worker_and_a_second_run_is_refused(tmp_path, tiny_coc
             proc.kill()
 
 
+@pytest.mark.slow  # real training processes
 def test_sigterm_leaves_no_worker_and_stale_temp_files_are_removed(tmp_path, tiny_coco_root):
     case, pre, _ = make_case(str(tmp_path), tiny_coco_root, 'sigterm')
     work_dir = osp.join(case, 'wd')
@@ -253,6 +255,7 @@ def test_sigterm_leaves_no_worker_and_stale_temp_files_are_removed(tmp_path, tin
             proc.kill()
 
 
+@pytest.mark.slow  # real training processes
 def test_chain_holds_its_stage_dirs_and_its_stages_die_with_it(tmp_path, tiny_coco_root):
     case, pre, ft = make_case(str(tmp_path), tiny_coco_root, 'chain')
     long_pre = osp.join(case, 'cfg', 'long_pretrain.py')
@@ -286,6 +289,7 @@ def test_chain_holds_its_stage_dirs_and_its_stages_die_with_it(tmp_path, tiny_co
             chain.kill()
 
 
+@pytest.mark.slow  # two trainings
 def test_bad_images_met_in_training_are_skipped_reported_and_limited(tmp_path, tiny_coco_root):
     case, pre, _ = make_case(str(tmp_path), tiny_coco_root, 'runtime', damage_images('truncated', count=2))
     bad = sorted(os.listdir(osp.join(case, 'data', 'train')))[:2]

@@ -1,21 +1,28 @@
 """The package as a user installs it: a wheel, non-editable, used from outside the checkout.
 
-The wheel is built from this checkout and installed with ``--no-deps`` into a fresh virtual
-environment that sees the project's stack (torch, mmcv, mmdet, ...) through a ``.pth``
-path entry but not the checkout; then the toy chain runs through the installed ``dp-chain``
-from a temporary directory, on configs that inherit ``direct_pretrain::toy/...`` as another
-project's configs would.
+The wheel is built from a copy of this checkout's files (nothing is written into the checkout)
+and installed with ``--no-deps`` into a fresh virtual environment that sees the project's stack
+(torch, mmcv, mmdet, ...) through a ``.pth`` path entry but not the checkout. Then, as real
+processes from a temporary directory: one interpreter imports the installed package and reads
+another project's config that inherits ``direct_pretrain::...``; the installed ``dp-chain`` runs
+the toy chain (one iteration per stage) on configs that inherit ``direct_pretrain::toy/...``.
 """
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import sysconfig
 import venv
 
 import pytest
+
 from dp_test_utils import REPO_ROOT, python_env, write_tiny_stage_configs
+
+pytestmark = pytest.mark.slow  # real processes of an installed package
+
+TOY_PRETRAIN = 'mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'
 
 
 def run(cmd, cwd, env=None, timeout=600):
@@ -24,13 +31,30 @@ def run(cmd, cwd, env=None, timeout=600):
     return proc
 
 
+def copy_of_the_checkout(dest: str) -> str:
+    """The files git would commit (tracked, or new and not ignored), links kept as links."""
+    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO_ROOT,
+                           capture_output=True, check=True).stdout.decode().split('\0')
+    for name in filter(None, files):
+        source, target = osp.join(REPO_ROOT, name), osp.join(dest, name)
+        if not osp.lexists(source):  # deleted in the working tree
+            continue
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        if osp.islink(source):
+            os.symlink(os.readlink(source), target)
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory):
     """(python of the fresh venv, its bin dir): the wheel installed there, nothing else."""
     tmp = tmp_path_factory.mktemp('wheel')
+    source = copy_of_the_checkout(str(tmp / 'source'))
     wheels = tmp / 'dist'
-    run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(wheels),
-         REPO_ROOT], cwd=str(tmp))
+    run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(wheels), source],
+        cwd=str(tmp))
     (wheel, ) = list(wheels.glob('direct_pretrain-*.whl'))
     env_dir = tmp / 'venv'
     venv.EnvBuilder(with_pip=False).create(str(env_dir))
@@ -43,43 +67,61 @@ def installed(tmp_path_factory):
     return python, str(env_dir / 'bin')
 
 
-def test_import_registers_without_replacing_mmengine_backends(installed, tmp_path):
+_FACTS = '''
+import json, sys
+import direct_pretrain
+import mmengine.fileio.backends as backends
+facts = dict(file=direct_pretrain.__file__, local=backends.backends['local'].__name__,
+             atomic=backends.backends['atomic_local'].__name__,
+             loaded=sorted(m for m in sys.modules if m.startswith(('direct_pretrain.chain', 'direct_pretrain.report',
+                                                                    'direct_pretrain.cli',
+                                                                    'direct_pretrain.analysis_tools.pipeline_browser'))))
+from mmengine.config import Config
+from direct_pretrain.config import installed_configs_dir
+cfg = Config.fromfile('mine.py')
+facts.update(type=cfg.model.type, num_classes=cfg.model.roi_head.bbox_head.num_classes, load_from=cfg.load_from,
+             configs_dir=installed_configs_dir())
+print(json.dumps(facts))
+'''
+
+
+@pytest.fixture(scope='module')
+def facts(installed, tmp_path_factory) -> dict:
+    """What one interpreter of the venv, started in another project's folder, finds: first right
+    after ``import direct_pretrain``, then reading that project's config."""
     python, _ = installed
-    code = ('import sys, direct_pretrain, mmengine.fileio.backends as b; '
-            'print(direct_pretrain.__file__); print(b.backends["local"].__name__, b.backends["atomic_local"].__name__); '
-            'print(sorted(m for m in sys.modules if m.startswith(("direct_pretrain.chain", "direct_pretrain.report", '
-            '"direct_pretrain.cli", "direct_pretrain.analysis_tools.pipeline_browser"))))')
-    out = run([python, '-c', code], cwd=str(tmp_path)).stdout.splitlines()
-    assert not out[0].startswith(REPO_ROOT) and '/venv/' in out[0]  # the installed copy, not the checkout
-    assert out[1] == 'LocalBackend AtomicLocalBackend'
-    assert out[2] == '[]'  # importing registers modules without the chain, the reports or the tools
+    project = tmp_path_factory.mktemp('my_project')
+    (project / 'mine.py').write_text(
+        "_base_ = 'direct_pretrain::direct_pretraining/faster-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py'\n"
+        "model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n")
+    return json.loads(run([python, '-c', _FACTS], cwd=str(project)).stdout.splitlines()[-1])
 
 
-def test_toy_chain_runs_from_outside_the_checkout(installed, tmp_path, tiny_coco_root):
+def test_import_registers_without_replacing_mmengine_backends(facts):
+    assert not facts['file'].startswith(REPO_ROOT) and '/venv/' in facts['file']  # the installed copy
+    assert (facts['local'], facts['atomic']) == ('LocalBackend', 'AtomicLocalBackend')
+    assert facts['loaded'] == []  # importing registers modules without the chain, the reports or the tools
+
+
+def test_installed_configs_resolve_by_scope(facts):
+    """Another project's config inherits a zoo config through ``direct_pretrain::``."""
+    assert (facts['type'], facts['num_classes']) == ('FasterRCNN', 3) and facts['load_from'].endswith('.pth')
+    assert '/venv/' in facts['configs_dir'] and osp.isfile(osp.join(facts['configs_dir'], 'toy', TOY_PRETRAIN))
+
+
+def test_toy_chain_runs_from_outside_the_checkout(installed, tmp_path):
+    from direct_pretrain.datasets import ToyCocoSpec, generate_toy_coco
     python, bindir = installed
-    pre_cfg, ft_cfg = write_tiny_stage_configs(str(tmp_path / 'my_project'), tiny_coco_root, scoped=True)
+    data = str(tmp_path / 'data')  # one batch: one iteration per stage
+    generate_toy_coco(data, ToyCocoSpec(num_train=2, num_val=1, min_long_side=160, max_long_side=192, seed=1))
+    pre_cfg, ft_cfg = write_tiny_stage_configs(str(tmp_path / 'my_project'), data, scoped=True)
     proc = run([osp.join(bindir, 'dp-chain'), pre_cfg, ft_cfg, '--work-root', str(tmp_path / 'work'), '--no-report'],
-               cwd=str(tmp_path), env=dict(python_env(), PATH=bindir + os.pathsep + os.environ['PATH']))
+               cwd=str(tmp_path), env=python_env(PATH=bindir + os.pathsep + os.environ['PATH']))
     assert 'coco/bbox_mAP' not in proc.stderr  # the results table is on stdout
     with open(tmp_path / 'work' / 'tiny_finetune' / 'test_metrics.json') as f:
         metrics = json.load(f)
     assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(metrics)
     assert (tmp_path / 'work' / 'tiny_pretrain' / 'epoch_1.pth').is_file()
-    # the stages ran the installed tools, and nothing was written into the checkout
-    assert 'direct_pretrain.cli.train' in proc.stderr
+    # the stages ran the installed tools with the venv's interpreter, and nothing was written into the checkout
+    assert f'{python} -m direct_pretrain.cli.train' in proc.stderr
     assert not osp.exists(osp.join(REPO_ROOT, 'work_dirs', 'tiny_pretrain'))
-
-
-def test_installed_configs_resolve_by_scope(installed, tmp_path):
-    """Another project's config inherits a zoo config through ``direct_pretrain::``."""
-    python, _ = installed
-    (tmp_path / 'mine.py').write_text(
-        "_base_ = 'direct_pretrain::direct_pretraining/faster-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py'\n"
-        "model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n")
-    code = ('import direct_pretrain; from direct_pretrain.config import installed_configs_dir; '
-            'from mmengine.config import Config; '
-            "cfg = Config.fromfile('mine.py'); print(cfg.model.type, cfg.model.roi_head.bbox_head.num_classes, "
-            'cfg.load_from, installed_configs_dir())')
-    out = run([python, '-c', code], cwd=str(tmp_path)).stdout.split()
-    assert out[:2] == ['FasterRCNN', '3'] and out[2].endswith('epoch_12.pth')
-    assert '/venv/' in out[3] and osp.isfile(osp.join(out[3], 'toy', 'mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'))

@@ -1,30 +1,35 @@
-"""The toy Keypoint R-CNN pair through the real tools, and MMDetection's own train.py.
+"""The toy Keypoint R-CNN pair through the real tools.
 
-``tools/run_chain.py`` runs pretrain -> finetune (load_from) -> test as child processes on a
-few toy keypoint images; the test stage evaluates box and keypoint AP (the chain takes the
-metrics from the config), the results table and the report show keypoint AP, and
-the inference tool draws keypoints; ``--eval keypoints`` needs a keypoint config.
+``dp-chain`` runs pretrain -> finetune (load_from) -> test on a few toy keypoint images (one
+iteration per stage; the chain and its stages forked from the tool server, ``forked_cli.py``);
+the test stage evaluates box and keypoint AP (the chain takes the metrics from the config), the
+results table and the report show keypoint AP, and the inference tool draws keypoints;
+``--eval keypoints`` needs a keypoint config. MMDetection's own ``train.py`` on the keypoint
+model: ``test_mmdet_own_tools.py``.
 """
 import glob
 import json
 import os.path as osp
 
 import cv2
-import numpy as np
 import pytest
-from dp_test_utils import TOOLS
+
+from forked_cli import run_tool
 from keypoint_test_utils import make_tiny_keypoints, write_tiny_keypoint_configs
-from test_e2e_chain import run_tool
+
+NUM_TRAIN, NUM_VAL = 2, 1  # one batch of the tiny configs: one iteration per stage
+
+pytestmark = pytest.mark.slow  # real trainings
 
 
 @pytest.fixture(scope='module')
 def kp_chain(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp('kp_chain'))
-    root = make_tiny_keypoints(osp.join(tmp, 'data'), num_train=4, num_val=2)
+    root = make_tiny_keypoints(osp.join(tmp, 'data'), num_train=NUM_TRAIN, num_val=NUM_VAL)
     pre_cfg, ft_cfg = write_tiny_keypoint_configs(osp.join(tmp, 'configs'), root)
     work = osp.join(tmp, 'work')
-    proc = run_tool(osp.join(TOOLS, 'run_chain.py'), pre_cfg, ft_cfg, '--work-root', work, cwd=tmp)
-    return dict(tmp=tmp, root=root, pre_cfg=pre_cfg, ft_cfg=ft_cfg, stdout=proc.stdout,
+    run = run_tool('chain', pre_cfg, ft_cfg, '--work-root', work, cwd=tmp, fast_stages=True)
+    return dict(tmp=tmp, root=root, pre_cfg=pre_cfg, ft_cfg=ft_cfg, stdout=run.stdout,
                 pre_dir=osp.join(work, 'tiny_kp_pretrain'), ft_dir=osp.join(work, 'tiny_kp_finetune'))
 
 
@@ -51,7 +56,7 @@ def test_infer_draws_predicted_keypoints(kp_chain, tmp_path):
     out = infer_images(str(cfg), osp.join(kp_chain['ft_dir'], 'epoch_1.pth'), osp.join(kp_chain['root'], 'val'),
                        str(tmp_path / 'out'), score_thr=0.0, device='cpu')
     drawn = sorted(glob.glob(osp.join(out.vis_dir, '*.jpg')))
-    assert len(drawn) == 2 and sum(out.num_instances.values()) > 0
+    assert len(drawn) == NUM_VAL and sum(out.num_instances.values()) > 0
     img = cv2.imread(drawn[0])
     source = cv2.imread(osp.join(kp_chain['root'], 'val', osp.basename(drawn[0])))
     blue = (img[..., 0] > 200) & (img[..., 1] > 80) & (img[..., 1] < 150) & (img[..., 2] < 60)  # left side
@@ -70,22 +75,3 @@ def test_eval_keypoints_needs_a_keypoint_evaluator(kp_chain):
     cfg = build_test_config(kp_chain['ft_cfg'], osp.join(kp_chain['ft_dir'], 'epoch_1.pth'),
                             eval_metrics=['bbox', 'keypoints'], work_dir=osp.join(kp_chain['tmp'], 'good'))
     assert cfg.test_evaluator.metric == ['bbox', 'keypoints']
-
-
-def test_mmdet_own_train_tool_builds_and_trains_the_keypoint_model(kp_chain, tmp_path):
-    """custom_imports=['direct_pretrain'] in a config outside the repo; the train.py of the
-    mmdet wheel trains the keypoint model for a couple of iterations."""
-    import mmdet
-    stock_train = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
-    cfg = tmp_path / 'plugin_kp_cfg.py'
-    cfg.write_text(f"_base_ = {kp_chain['ft_cfg']!r}\n"
-                   "custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)\n"
-                   "load_from = None\ncustom_hooks = []\n"
-                   "train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2, val_interval=100)\n"
-                   "default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2, backend_args=None))\n")
-    work_dir = tmp_path / 'work'
-    proc = run_tool(stock_train, str(cfg), '--work-dir', str(work_dir), cwd=str(tmp_path))
-    assert glob.glob(str(work_dir / 'iter_2.pth'))
-    losses = [json.loads(line) for line in open(glob.glob(str(work_dir / '*' / 'vis_data' / '*.json'))[0])]
-    logged = [r['loss_keypoint'] for r in losses if 'loss_keypoint' in r]
-    assert logged and all(np.isfinite(v) and v > 0 for v in logged), proc.stdout[-2000:]
