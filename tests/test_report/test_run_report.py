@@ -9,7 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from dp_test_utils import PYTHON, TOOLS, has_row, python_env, write_tiny_stage_configs
+from dp_test_utils import PYTHON, TOOLS, has_row, python_env
 
 
 def run_tool(*args: str, cwd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -35,16 +35,10 @@ def read_scalars(work_dir: str) -> list:
 
 
 @pytest.fixture(scope='module')
-def chain(tmp_path_factory, tiny_coco_root):
-    """pretrain (1 epoch) -> finetune (1 epoch) -> test through tools/run_chain.py."""
-    tmp = str(tmp_path_factory.mktemp('report_chain'))
-    pre_cfg, ft_cfg = write_tiny_stage_configs(osp.join(tmp, 'configs'), tiny_coco_root)
-    root = osp.join(tmp, 'work')
-    proc = run_tool(osp.join(TOOLS, 'run_chain.py'), pre_cfg, ft_cfg, '--work-root', root, '--tensorboard', cwd=tmp)
-    pre_dir, ft_dir = osp.join(root, 'tiny_pretrain'), osp.join(root, 'tiny_finetune')
-    return dict(tmp=tmp, pre_cfg=pre_cfg, ft_cfg=ft_cfg, pre_dir=pre_dir, ft_dir=ft_dir,
-                report_dir=osp.join(ft_dir, 'report'),
-                output=proc.stdout + proc.stderr)
+def chain(toy_chain):
+    """pretrain (1 epoch) -> finetune (1 epoch) -> test through dp-chain: the shared toy chain
+    (conftest, read-only)."""
+    return toy_chain
 
 
 def test_chain_prints_stage_progress_with_an_eta(chain):
@@ -161,7 +155,7 @@ def test_report_on_a_partial_work_dir_names_the_test_command(chain, tmp_path):
     assert report.stages[0].iterations == 4
 
 
-def test_mini_repro_rerun_skips_finished_stages_and_compares_the_arms(chain, tmp_path, caplog):
+def test_mini_repro_rerun_skips_finished_stages_and_compares_the_arms(toy_chain_copy, tmp_path, caplog):
     """The chain's work dirs are laid out as arm 'work' of a mini reproduction rooted at the
     fixture's folder: a re-run trains nothing and writes the arm report and the comparison."""
     import logging
@@ -170,11 +164,11 @@ def test_mini_repro_rerun_skips_finished_stages_and_compares_the_arms(chain, tmp
 
     mini_repro = load_tool('mini_repro')
     Arm, run_mini_repro = mini_repro.Arm, mini_repro.run_mini_repro
-    arm = Arm('work', 'tiny direct pretrain -> finetune', (('pretrain', chain['pre_cfg']),
-                                                          ('finetune', chain['ft_cfg'])))
+    arm = Arm('work', 'tiny direct pretrain -> finetune', (('pretrain', toy_chain_copy['pre_cfg']),
+                                                          ('finetune', toy_chain_copy['ft_cfg'])))
     out = tmp_path / 'mini'
     with caplog.at_level(logging.INFO):
-        (result, ) = run_mini_repro(chain['tmp'], str(out), arms=[arm])
+        (result, ) = run_mini_repro(toy_chain_copy['tmp'], str(out), arms=[arm])
     assert [s.status for s in result.stages] == ['skipped'] * 3
     assert '[1/3] work/pretrain: skipped' in caplog.text and '[3/3] work/test: skipped' in caplog.text
     pre, ft = result.summaries
