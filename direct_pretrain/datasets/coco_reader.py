@@ -20,8 +20,10 @@ coordinates) or skips (fields the check does not read), and a few number spellin
 ``json`` rejects (``01``, ``1.``) are read as numbers. mmdet's own ``json.load`` still fails
 loudly on such a file.
 """
+import functools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -78,8 +80,11 @@ class CocoColumns:
     annotations as columns (one entry per item, in file order).
 
     Ids are int64 arrays, or object arrays of the file's values when they are not all
-    integers. Number columns are float64; the ``*_ok`` / ``has_*`` flags say whether the
-    file holds a number there (NaN and inf are numbers; missing, a string or a bool is not).
+    integers (a missing ``category_id`` is -1 with ``has_category`` False). Number columns
+    are float64, exact, except ``area`` of more than 16 digits, which the streaming reader
+    reads to within 2 units in the last place (the check uses its sign and finiteness only);
+    the ``*_ok`` / ``has_*`` flags say whether the file holds a number there (NaN and inf
+    are numbers; missing, a string or a bool is not).
     """
     path: str
     categories: List[dict]
@@ -186,7 +191,7 @@ def _table(chars: bytes) -> np.ndarray:
 
 _WS = _table(b' \t\n\r')
 _NUMBER_CHARS = _table(b'\x000123456789+-.eE')
-_DIGITS = np.frombuffer(b'0123456789', dtype=np.uint8)
+_DIGITS_AND_MINUS = np.frombuffer(b'-0123456789', dtype=np.uint8)
 _QUOTE, _BACKSLASH, _COMMA, _COLON, _DOT, _MINUS = 34, 92, 44, 58, 46, 45
 _LBRACKET, _RBRACKET, _LBRACE, _RBRACE = 91, 93, 123, 125
 _OPENERS = np.array([_QUOTE, _LBRACKET, _LBRACE], dtype=np.uint8)
@@ -316,35 +321,80 @@ class _Block:
         """The integer written by the ``count`` (<= 16) characters before ``end``, and whether
         they are all digits."""
         low_count = np.minimum(count, 8)
-        mask = _HIGH_BYTES[low_count]
-        words = (self.words[end - 8] & mask) | (_ASCII_ZEROS & ~mask)
-        ok = _all_digits(words)
-        value = _eight_digits(words)
+        value, ok = self._eight_before(end, low_count)
         high_count = count - low_count
         rows = np.flatnonzero(high_count > 0)
         if rows.size:
-            mask = _HIGH_BYTES[high_count[rows]]
-            words = (self.words[end[rows] - 16] & mask) | (_ASCII_ZEROS & ~mask)
-            ok[rows] &= _all_digits(words)
-            value[rows] += _eight_digits(words) * 10**8
+            high, high_ok = self._eight_before(end[rows] - 8, high_count[rows])
+            ok[rows] &= high_ok
+            value[rows] += high * 10**8
         return value, ok
+
+    def _eight_before(self, end: np.ndarray, count: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The number of the ``count`` (<= 8) characters before ``end`` (the others as '0')."""
+        start = end - 8
+        words = self.words[np.maximum(start, 0)]
+        near = np.flatnonzero(start < 0)  # within 8 bytes of the buffer's start: shift into place
+        words[near] <<= (8 * -start[near]).astype(np.uint64)
+        mask = _HIGH_BYTES[count]
+        words = (words & mask) | (_ASCII_ZEROS & ~mask)
+        return _eight_digits(words), _all_digits(words)
 
     def token(self, start: int, end: int) -> bytes:
         return self.buf[start:end]
 
 
-def _token_ends(block: _Block, limit: np.ndarray) -> np.ndarray:
-    """End of the scalar token before ``limit`` (the next key's quote or the closing
-    bracket): back over blanks, one comma, blanks."""
-    last = block.skip_ws(limit - 1, -1)
-    comma = block.arr[last] == _COMMA
-    last[comma] = block.skip_ws(last[comma] - 1, -1)
-    return last + 1
+def _digit_runs(words: np.ndarray) -> np.ndarray:
+    """How many of each word's 8 bytes, from the first, are ASCII digits (0-8)."""
+    x = words ^ _ASCII_ZEROS  # digits become 0-9, every other byte 10 or more
+    marks = ((x + _U(0x7676767676767676)) | x) & _U(0x8080808080808080)  # high bit: 10 or more (exact up to the first)
+    lowest = marks & (~marks + _U(1))
+    return np.where(marks == 0, 8, np.log2(np.maximum(lowest, _U(1)).astype(np.float64)).astype(np.int64) >> 3)
 
 
-def _slow_number(block: _Block, start: int, end: int):
+_TOKEN_END = re.compile(rb'[^\s,\]}]*')
+
+
+def _decimals(block: _Block, start: np.ndarray,
+              max_digits: int = 16) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read plain decimals forward from ``start`` (``-``? digits, ``.`` digits?), a word at a
+    time: (end, signed mantissa, digits after the point, whether the token is such a decimal
+    of at most ``max_digits`` (<= 18) digits that ends at a delimiter - its value is then
+    mantissa / 10**point; False: exponents, NaN, longer numbers, literals, JSON errors)."""
+    arr, words = block.arr, block.words
+    negative = arr[start] == _MINUS
+    first = start + negative
+    int_count = _digit_runs(words[first])
+    rows = np.flatnonzero(int_count == 8)
+    int_count[rows] += _digit_runs(words[first[rows] + 8])
+    after = first + int_count
+    has_dot = arr[after] == _DOT
+    frac_count = np.zeros_like(int_count)
+    rows = np.flatnonzero(has_dot)
+    if rows.size:
+        count = _digit_runs(words[after[rows] + 1])
+        more = np.flatnonzero(count == 8)
+        count[more] += _digit_runs(words[after[rows[more]] + 9])
+        frac_count[rows] = count
+    end = np.where(has_dot, after + 1 + frac_count, after)
+    tail = arr[end]
+    ended = (tail <= 32) | (tail == _COMMA) | (tail == _RBRACKET) | (tail == _RBRACE)
+    plain = ended & (int_count >= 1) & (int_count <= 16) & (frac_count <= 16) & \
+        (int_count + frac_count <= max_digits) & (~has_dot | (frac_count >= 1)) & \
+        ((int_count == 1) | (arr[first] != ord('0')))  # JSON: no leading zeros, digits after a point
+    int_part = block.digits(after, np.where(plain, int_count, 0))[0]
+    frac_part = block.digits(end, np.where(plain, frac_count, 0))[0]
+    mantissa = int_part * _POW10_INT[np.where(plain, frac_count, 0)] + frac_part
+    mantissa[negative] *= -1
+    return np.where(ended, end, -1), mantissa, frac_count, plain
+
+
+def _token(block: _Block, start: int) -> bytes:
+    return block.buf[start:_TOKEN_END.match(block.buf, start).end()]
+
+
+def _slow_number(token: bytes):
     """A token Python's ``json`` decides: the number it is, or a bool/None."""
-    token = block.token(start, end)
     try:
         value = json.loads(token)
     except ValueError:
@@ -354,75 +404,56 @@ def _slow_number(block: _Block, start: int, end: int):
     return value
 
 
-def _numbers(block: _Block, start: np.ndarray, end: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The scalar tokens ``start``..``end`` (numbers or true/false/null): (value as float64,
-    is a number, truthiness). Plain decimals are parsed a word at a time, exactly; exponents,
-    NaN/Infinity, more than 16 digits and anything odd go through ``json``."""
+def _numbers(block: _Block, start: np.ndarray,
+             rough: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The scalar tokens at ``start`` (numbers or true/false/null): (value as float64, is a
+    number, truthiness, where the token ends). Decimals of up to 16 digits are exact from
+    :func:`_decimals`; longer ones in one call of numpy's correctly rounded conversion
+    (with ``rough``, decimals of up to 18 digits are mantissa / 10**point: within 2 units in
+    the last place, for values whose sign and finiteness are all that is used); exponents,
+    NaN/Infinity, literals and anything odd go through ``json``."""
     n = start.size
     values, numbers = np.full(n, np.nan), np.zeros(n, dtype=bool)
     if not n:
-        return values, numbers, np.zeros(0, dtype=bool)
+        return values, numbers, np.zeros(0, dtype=bool), start.copy()
     arr = block.arr
-    negative = arr[start] == _MINUS
-    first = start + negative
-    length = end - first
-    # the decimal point, if any, among the first 8 characters
-    words = block.words[first] ^ _U(0x2E2E2E2E2E2E2E2E)
-    zero_bytes = (words - _U(0x0101010101010101)) & ~words & _U(0x8080808080808080)
-    lowest = zero_bytes & (~zero_bytes + _U(1))
-    dot = np.where(zero_bytes != 0, np.log2(np.maximum(lowest, _U(1)).astype(np.float64)).astype(np.int64) >> 3, 99)
-    has_dot = dot < length
-    int_count = np.where(has_dot, dot, length)
-    frac_count = np.where(has_dot, length - dot - 1, 0)
-    simple = (int_count >= 1) & (int_count + frac_count <= 16) & (~has_dot | (frac_count >= 1)) & \
-        ((int_count == 1) | (arr[first] != ord('0')))
-    rows = np.flatnonzero(simple)
-    int_part, ok = block.digits(first[rows] + int_count[rows], int_count[rows])
-    frac_part, frac_ok = block.digits(end[rows], frac_count[rows])
-    mantissa = int_part * _POW10_INT[frac_count[rows]] + frac_part
-    ok &= frac_ok & (mantissa <= _EXACT)
-    rows, mantissa = rows[ok], mantissa[ok]
-    values[rows] = mantissa / _POW10[frac_count[rows]]
-    values[rows[negative[rows]]] *= -1
-    numbers[rows] = True
-    slow = np.ones(n, dtype=bool)
-    slow[rows] = False
-    # longer decimals and exponents: numpy's correctly rounded string conversion, in one call
-    plain = np.flatnonzero(slow & (end - start <= 32) & np.isin(arr[first], _DIGITS))
-    if plain.size:
-        window = arr[np.minimum(start[plain, None] + np.arange(32), block.size)]
-        window[np.arange(32) >= (end - start)[plain, None]] = 0
-        if _NUMBER_CHARS[window].all() and not ((window == ord('.')).sum(1) > 1).any():
+    end, mantissa, point, plain = _decimals(block, start, 18 if rough else 16)
+    exact = plain if rough else plain & (np.abs(mantissa) <= _EXACT)
+    values[exact] = mantissa[exact] / _POW10[point[exact]]
+    numbers[exact] = True
+    slow = ~exact
+    # longer decimals: numpy's string conversion (correctly rounded), in one call
+    rows = np.flatnonzero(slow & (end > 0) & (end - start <= 32) & np.isin(arr[start], _DIGITS_AND_MINUS))
+    if rows.size:
+        window = arr[np.minimum(start[rows, None] + np.arange(32), block.size)]
+        window[np.arange(32) >= (end - start)[rows, None]] = 0
+        if _NUMBER_CHARS[window].all():
             try:
-                values[plain] = window.view('S32').ravel().astype(np.float64)
-                numbers[plain] = True
-                slow[plain] = False
+                values[rows] = window.view('S32').ravel().astype(np.float64)
+                numbers[rows] = True
+                slow[rows] = False
             except ValueError:
                 pass  # json decides below
     truthy = numbers & (values != 0)
     for row in np.flatnonzero(slow).tolist():
-        value = _slow_number(block, int(start[row]), int(end[row]))
+        token = _token(block, int(start[row]))
+        end[row] = start[row] + len(token)
+        value = _slow_number(token)
         if is_number(value):
             values[row], numbers[row], truthy[row] = _float(value), True, bool(value)
         else:
             truthy[row] = bool(value)
-    return values, numbers, truthy
+    return values, numbers, truthy, end
 
 
-def _integers(block: _Block, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The integer tokens ``start``..``end``; anything else (a float, a string, a bool, a
-    number beyond int64) raises :class:`_Fallback` (the ids are then read with ``json``)."""
+def _integers(block: _Block, start: np.ndarray) -> np.ndarray:
+    """The integer tokens at ``start``; anything else (a float, a string, a bool, a number
+    beyond int64) raises :class:`_Fallback` (the ids are then read with ``json``)."""
     if not start.size:
         return np.zeros(0, dtype=np.int64)
-    arr = block.arr
-    negative = arr[start] == _MINUS
-    first = start + negative
-    count = end - first
-    simple = (count >= 1) & (count <= 16) & ((count == 1) | (arr[first] != ord('0')))
-    value, ok = block.digits(end, np.where(simple, count, 0))
-    value[negative] *= -1
-    for row in np.flatnonzero(~(simple & ok)).tolist():
-        token = _slow_number(block, int(start[row]), int(end[row]))
+    _, value, point, plain = _decimals(block, start)
+    for row in np.flatnonzero(~plain | (point > 0)).tolist():
+        token = _slow_number(_token(block, int(start[row])))
         if type(token) is not int or not -2**63 <= token < 2**63:
             raise _Fallback('an id that is not an integer')
         value[row] = token
@@ -450,7 +481,6 @@ class _Keys:
     code: np.ndarray  # 0: not one of the names asked for; i + 1: names[i]
     owner: np.ndarray  # index of the container
     value: np.ndarray  # where the value starts
-    limit: np.ndarray  # where the next key starts, or the container's closing bracket
 
 
 @dataclass
@@ -472,11 +502,25 @@ def _strings_at(block: _Block, first: int, last: int, depth: int) -> _Strings:
     return _Strings(quotes[lo:hi:2][at], quotes[lo + 1:hi:2][at], block.events_before[lo:hi:2][at])
 
 
+@functools.lru_cache(maxsize=None)
+def _key_table(names: Tuple[bytes, ...]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The names by their first 8 bytes (sorted; no two of a table share them): first-8 words,
+    lengths, last-8 words and codes (index + 1)."""
+    rows = sorted((_word_literal(name[:8]), len(name), _word_literal(name[-8:]), index + 1)
+                  for index, name in enumerate(names))
+    assert len({row[0] for row in rows}) == len(rows), 'key names must differ in their first 8 bytes'
+    return tuple(np.array(column, dtype=dtype) for column, dtype in
+                 zip(zip(*rows), (np.uint64, np.int64, np.uint64, np.int8)))
+
+
 def _find_keys(block: _Block, strings: _Strings, open_events: np.ndarray, names: Sequence[bytes]) -> _Keys:
     """Which of ``strings`` (all directly inside the containers opened at ``open_events``) are
     keys, which of ``names`` they are, whose they are and where their values start and end."""
     arr = block.arr
-    colon = block.skip_ws(strings.sc + 1)
+    colon = strings.sc + 1  # json.dump puts the colon right after the key
+    spaced = np.flatnonzero(arr[colon] <= 32)
+    if spaced.size:
+        colon[spaced] = block.skip_ws(colon[spaced])
     keys = np.flatnonzero(arr[colon] == _COLON)
     so, sc, colon = strings.so[keys], strings.sc[keys], colon[keys]
     opened = np.zeros(block.pos.size + 1, dtype=np.int64)
@@ -484,35 +528,29 @@ def _find_keys(block: _Block, strings: _Strings, open_events: np.ndarray, names:
     owner = np.cumsum(opened)[strings.events_before[keys]] - 1  # the last of the containers opened before
     length = sc - so - 1
     head = block.words[so + 1] & _LOW_BYTES[np.minimum(length, 8)]
-    code = np.zeros(so.size, dtype=np.int8)
-    for index, name in enumerate(names):
-        same = (length == len(name)) & (head == _U(_word_literal(name[:8])))
-        if len(name) > 8:
-            rows = np.flatnonzero(same)
-            same[rows] = block.words[sc[rows] - 8] == _U(_word_literal(name[-8:]))
-        code[same] = index + 1
+    heads, lengths, tails, codes = _key_table(tuple(names))
+    slot = np.minimum(np.searchsorted(heads, head), heads.size - 1)
+    code = np.where((heads[slot] == head) & (lengths[slot] == length), codes[slot], 0).astype(np.int8)
+    long = np.flatnonzero(length[code > 0] > 8)
+    if long.size:  # the first 8 bytes matched: compare the last 8 too
+        rows = np.flatnonzero(code > 0)[long]
+        code[rows[block.words[sc[rows] - 8] != tails[slot[rows]]]] = 0
     if block.backslashes.size:
         escaped = np.searchsorted(block.backslashes, sc) > np.searchsorted(block.backslashes, so)
         if escaped.any():
             raise _Fallback('a key written with escapes')
-    following = np.empty_like(so)
-    following[:-1] = so[1:]
-    last_of_owner = np.ones(so.size, dtype=bool)
-    last_of_owner[:-1] = owner[1:] != owner[:-1]
-    closes = block.pos[block.match(open_events)]
-    limit = np.where(last_of_owner, closes[owner], following) if so.size else following
-    return _Keys(code, owner, block.skip_ws(colon + 1), limit)
+    return _Keys(code, owner, block.skip_ws(colon + 1))
 
 
 def _field(keys: _Keys, code: int, count: int, required: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(container indices that have the key, value starts, limits); repeated keys fall back."""
+    """(container indices that have the key, value starts); repeated keys fall back."""
     rows = np.flatnonzero(keys.code == code)
     owner = keys.owner[rows]
     if owner.size and np.bincount(owner, minlength=count).max() > 1:
         raise _Fallback('a key given twice in one object')
     if required and owner.size != count:
         raise _Fallback('an item without a required key')
-    return owner, keys.value[rows], keys.limit[rows]
+    return owner, keys.value[rows]
 
 
 def _slow(block: _Block, start: int, end: int):
@@ -523,15 +561,14 @@ def _slow(block: _Block, start: int, end: int):
         raise _Fallback('a value that is not JSON') from None
 
 
-def _scalars(block: _Block, start: np.ndarray, limit: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scalars(block: _Block, start: np.ndarray, rough: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values of depth-3 keys that should be numbers: (value, is a number, truthiness).
     Strings and containers are no numbers; their truthiness is their length's."""
     n = start.size
     values, numbers, truthy = np.full(n, np.nan), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     first = block.arr[start]
     scalar = ~np.isin(first, _OPENERS)
-    values[scalar], numbers[scalar], truthy[scalar] = _numbers(block, start[scalar], _token_ends(block,
-                                                                                               limit[scalar]))
+    values[scalar], numbers[scalar], truthy[scalar], _ = _numbers(block, start[scalar], rough)
     strings = np.flatnonzero(first == _QUOTE)
     truthy[strings] = block.string_end(start[strings]) > start[strings] + 1
     for row in np.flatnonzero((first == _LBRACKET) | (first == _LBRACE)).tolist():
@@ -540,7 +577,19 @@ def _scalars(block: _Block, start: np.ndarray, limit: np.ndarray) -> Tuple[np.nd
     return values, numbers, truthy
 
 
-def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, strings: _Strings) -> np.ndarray:
+def _flags(block: _Block, start: np.ndarray) -> np.ndarray:
+    """``bool(value)`` of flag values (``iscrowd``, ``ignore``); a lone 0 or 1 directly."""
+    arr = block.arr
+    first, after = arr[start], arr[start + 1]
+    bit = ((first == ord('0')) | (first == ord('1'))) & \
+        ((after == _COMMA) | (after == _RBRACE) | (after <= 32) | (after == _RBRACKET))
+    truthy = first == ord('1')
+    rows = np.flatnonzero(~bit)
+    truthy[rows] = _scalars(block, start[rows])[2]
+    return truthy
+
+
+def _segmentations(block: _Block, p: np.ndarray, strings: _Strings) -> np.ndarray:
     """``SEG_*`` kind of the segmentation values at ``p`` (values of depth-3 keys); ``strings``
     those at depth 4 (the keys of RLE dicts among them)."""
     arr = block.arr
@@ -548,7 +597,7 @@ def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, strings: _St
     first = arr[p]
     containers = np.flatnonzero((first == _LBRACKET) | (first == _LBRACE))
     others = np.flatnonzero((first != _LBRACKET) & (first != _LBRACE))
-    kind[others] = np.where(_scalars(block, p[others], limit[others])[2], SEG_OTHER, SEG_NONE)
+    kind[others] = np.where(_scalars(block, p[others])[2], SEG_OTHER, SEG_NONE)
     if not containers.size:
         return kind
     events = block.event_at(p[containers])
@@ -602,7 +651,9 @@ def _segmentations(block: _Block, p: np.ndarray, limit: np.ndarray, strings: _St
 
 
 def _bboxes(block: _Block, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(x, y, w, h) and whether each value at ``p`` is a list of 4 numbers."""
+    """(x, y, w, h) and whether each value at ``p`` is a list of 4 numbers. The elements are
+    read forward, each ending where the next separator is; a list of another shape is decoded
+    on its own."""
     arr = block.arr
     boxes, ok = np.full((p.size, 4), np.nan), np.zeros(p.size, dtype=bool)
     rows = np.flatnonzero(arr[p] == _LBRACKET)
@@ -610,24 +661,27 @@ def _bboxes(block: _Block, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         return boxes, ok
     events = block.event_at(p[rows])
     closes = block.match(events)
-    flat = closes == events + 1  # nothing nested: a nested list or object is no number
-    start, end = block.pos[events], block.pos[closes]
-    quotes = block.quotes_before[closes] - block.quotes_before[events]
-    commas = block.commas
-    first_comma = np.searchsorted(commas, start)
-    four = flat & (quotes == 0) & (np.searchsorted(commas, end) - first_comma == 3)
-    rows, first_comma, start, end = rows[four], first_comma[four], start[four], end[four]
-    if not rows.size:
-        return boxes, ok
-    separators = np.stack([start, commas[first_comma], commas[first_comma + 1], commas[first_comma + 2], end], 1)
-    token_start = block.skip_ws(separators[:, :4].ravel() + 1)
-    token_end = block.skip_ws(separators[:, 1:].ravel() - 1, -1) + 1
-    if (token_end <= token_start).any():
-        raise _Fallback('an empty bbox element')
-    values, numbers, _ = _numbers(block, token_start, token_end)
-    boxes[rows] = values.reshape(-1, 4)
-    ok[rows] = numbers.reshape(-1, 4).all(axis=1)
-    boxes[~ok] = np.nan
+    # nothing nested and no string inside: a nested list, an object or a string is no number
+    simple = (closes == events + 1) & (block.quotes_before[closes] == block.quotes_before[events])
+    rows, close = rows[simple], block.pos[closes[simple]]
+    start = block.skip_ws(p[rows] + 1)
+    four = arr[start] != _RBRACKET
+    values, numbers = np.full((rows.size, 4), np.nan), np.zeros((rows.size, 4), dtype=bool)
+    for index in range(4):
+        live = np.flatnonzero(four)
+        values[live, index], numbers[live, index], _, end = _numbers(block, start[live])
+        separator = block.skip_ws(end)
+        good = arr[separator] == (_COMMA if index < 3 else _RBRACKET)
+        if index == 3:
+            good &= separator == close[live]
+        four[live[~good]] = False
+        start[live[good]] = block.skip_ws(separator[good] + 1)
+    boxes[rows[four]] = np.where(numbers[four].all(1, keepdims=True), values[four], np.nan)
+    ok[rows[four]] = numbers[four].all(1)
+    for row, index in zip(rows[~four].tolist(), np.flatnonzero(~four).tolist()):  # another shape: json decides
+        box = bbox_values(_slow(block, int(p[row]), int(close[index])))
+        ok[row] = box is not None
+        boxes[row] = box if box is not None else np.nan
     return boxes, ok
 
 
@@ -638,29 +692,29 @@ def _read_annotations(block: _Block, opens: np.ndarray, closes: np.ndarray, out:
     keys = _find_keys(block, _strings_at(block, first, last, 3), opens, _ANN_KEYS)
     columns = {}
     for code, name, required in ((1, 'ann_ids', True), (2, 'ann_image_ids', True), (3, 'category_ids', False)):
-        owner, value, limit = _field(keys, code, n, required)
-        if not required and (~np.isin(block.arr[value], np.frombuffer(b'-0123456789', np.uint8))).any():
+        owner, value = _field(keys, code, n, required)
+        if not required and (~np.isin(block.arr[value], _DIGITS_AND_MINUS)).any():
             raise _Fallback(f'a {name} that is not an integer')
         column = np.full(n, -1, dtype=np.int64)
-        column[owner] = _integers(block, value, _token_ends(block, limit))
+        column[owner] = _integers(block, value)
         columns[name] = column
         if code == 3:
             columns['has_category'] = np.zeros(n, dtype=bool)
             columns['has_category'][owner] = True
-    owner, value, _ = _field(keys, 4, n)
+    owner, value = _field(keys, 4, n)
     columns['bbox'], columns['bbox_ok'] = np.full((n, 4), np.nan), np.zeros(n, dtype=bool)
     columns['bbox'][owner], columns['bbox_ok'][owner] = _bboxes(block, value)
-    owner, value, limit = _field(keys, 5, n)
+    owner, value = _field(keys, 5, n)
     columns['area'], columns['area_ok'] = np.full(n, np.nan), np.zeros(n, dtype=bool)
-    columns['area'][owner], columns['area_ok'][owner], _ = _scalars(block, value, limit)
+    columns['area'][owner], columns['area_ok'][owner], _ = _scalars(block, value, rough=True)
     for code, name in ((6, 'iscrowd'), (7, 'ignore')):
-        owner, value, limit = _field(keys, code, n)
+        owner, value = _field(keys, code, n)
         columns[name] = np.zeros(n, dtype=bool)
-        columns[name][owner] = _scalars(block, value, limit)[2]
-    owner, value, limit = _field(keys, 8, n)
+        columns[name][owner] = _flags(block, value)
+    owner, value = _field(keys, 8, n)
     columns['segmentation'] = np.full(n, SEG_NONE, dtype=np.int8)
     if owner.size:
-        columns['segmentation'][owner] = _segmentations(block, value, limit, _strings_at(block, first, last, 4))
+        columns['segmentation'][owner] = _segmentations(block, value, _strings_at(block, first, last, 4))
     out.add(**columns)
 
 
@@ -668,10 +722,10 @@ def _read_images(block: _Block, opens: np.ndarray, closes: np.ndarray, out: _Col
     """The image objects whose brackets are the events ``opens``..``closes``."""
     n = opens.size
     keys = _find_keys(block, _strings_at(block, block.pos[opens[0]], block.pos[closes[-1]], 3), opens, _IMG_KEYS)
-    owner, value, limit = _field(keys, 1, n, required=True)
+    owner, value = _field(keys, 1, n, required=True)
     ids = np.empty(n, dtype=np.int64)
-    ids[owner] = _integers(block, value, _token_ends(block, limit))
-    owner, value, _ = _field(keys, 2, n, required=True)
+    ids[owner] = _integers(block, value)
+    owner, value = _field(keys, 2, n, required=True)
     if (block.arr[value] != _QUOTE).any():
         raise _Fallback('a file_name that is not a string')
     ends = block.string_end(value)
@@ -682,9 +736,9 @@ def _read_images(block: _Block, opens: np.ndarray, closes: np.ndarray, out: _Col
         names[index] = name
     sizes = []
     for code in (3, 4):
-        owner, value, limit = _field(keys, code, n)
+        owner, value = _field(keys, code, n)
         column, ok = np.full(n, np.nan), np.zeros(n, dtype=bool)
-        column[owner], ok[owner], _ = _scalars(block, value, limit)
+        column[owner], ok[owner], _ = _scalars(block, value)
         sizes.append((column, ok))
     (widths, width_ok), (heights, height_ok) = sizes
     out.add(image_ids=ids, widths=widths, heights=heights, has_size=width_ok & height_ok)
