@@ -31,6 +31,23 @@ def single_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture()
+def model_of():
+    """``built(name)`` for a test that changes the model (trains it, loads into it): the instances
+    are shared by every test of the session, so each is put back as it was after the test."""
+    taken = []
+
+    def take(name):
+        model = built(name)
+        taken.append((model, {k: v.detach().clone() for k, v in model.state_dict().items()}, model.training))
+        return model
+
+    yield take
+    for model, state, training in reversed(taken):
+        model.load_state_dict(state)
+        model.train(training)
+
+
 def cpu_optim_wrapper(model, name):
     """The config's optimizer and paramwise settings; AMP (CUDA only) becomes the plain wrapper."""
     cfg = copy.deepcopy(load_cfg(name).optim_wrapper)
@@ -45,8 +62,8 @@ def backbone_bn(model):
 
 
 @pytest.mark.parametrize('name', PACKAGE_CONFIGS)
-def test_one_train_step_and_one_inference_step(name):
-    model = built(name)
+def test_one_train_step_and_one_inference_step(name, model_of):
+    model = model_of(name)
     with_mask = bool(getattr(model, 'with_mask', False))
     data = fake_batch(with_mask=with_mask)
     optim_wrapper = cpu_optim_wrapper(model, name)
@@ -107,9 +124,9 @@ def test_built_models_follow_the_recipe(pair):
 
 
 @pytest.mark.parametrize('pair', PAIRS, ids=[p.name for p in PAIRS])
-def test_pretrain_state_dict_loads_into_the_finetune_model(pair):
+def test_pretrain_state_dict_loads_into_the_finetune_model(pair, model_of):
     """What LoadFromCheckHook checks at the start of the fine-tune: every key, every shape."""
-    pretrain, finetune = built(pair.pretrain), built(pair.finetune)
+    pretrain, finetune = built(pair.pretrain), model_of(pair.finetune)
     assert pretrain is not finetune
     state = {k: v.detach().clone() for k, v in pretrain.state_dict().items()}
     load_state_dict(finetune, state, strict=True)  # raises on missing/unexpected/mismatched keys
