@@ -14,6 +14,8 @@ uncompressed RLE counts, COCO's image fields and key order.
 Each figure comes from its own fresh process: the time of the measured call alone (imports
 excluded) and the peak resident memory, both in total and above the process's memory after
 its imports (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` against ``/proc/self/statm``).
+Every measurement runs ``--repeat`` times (fresh processes, interleaved); the best and the
+median time are printed, since a shared machine slows single runs at random.
 Measured: the full check (annotations, classes, filter_cfg, a mask-loading pipeline; image
 files not checked: the synthetic set has none), a repeated check answered by the cache of a
 work dir, the class check of a validation/test file (categories only), and
@@ -155,6 +157,7 @@ def main() -> int:
     parser.add_argument('--images', type=int, default=COCO_IMAGES, help=f'images in the file (default {COCO_IMAGES})')
     parser.add_argument('--ann-file', help='annotation file to use; written first when it does not exist')
     parser.add_argument('--keep', action='store_true', help='keep the written file (with --ann-file)')
+    parser.add_argument('--repeat', type=int, default=3, help='runs of each measurement (default 3)')
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,19 +173,27 @@ def main() -> int:
             print(f'using {ann_file} ({osp.getsize(ann_file) / 2**20:.0f} MiB)')
         work_dir = osp.join(tmp, 'work_dir')
         os.makedirs(work_dir)
-        rows = [('dataset check', measure('check', ann_file, work_dir)),
-                ('same check, cached (resume)', measure('cached', ann_file, work_dir)),
-                ('class check of a val/test file', measure('categories', ann_file, work_dir)),
-                ("mmdet CocoDataset init", measure('mmdet', ann_file, work_dir))]
+        names = dict(check='dataset check', cached='same check, cached (resume)',
+                     categories='class check of a val/test file', mmdet='mmdet CocoDataset init')
+        runs: dict = {what: [] for what in names}
+        for _ in range(max(1, args.repeat)):  # interleaved, so a busy spell of the machine hits all of them
+            for what in names:
+                runs[what].append(measure(what, ann_file, work_dir))
         if written and args.ann_file and not args.keep:
             os.remove(ann_file)
-    mmdet = rows[-1][1]
-    mmdet_extra = mmdet['peak_mb'] - mmdet['base_mb']
-    print(f'\n{"":34}{"time":>9}{"ratio":>8}{"peak RSS":>11}{"above imports":>15}{"ratio":>8}')
-    for name, row in rows:
-        extra = row['peak_mb'] - row['base_mb']
-        print(f'{name:34}{row["seconds"]:8.2f}s{row["seconds"] / mmdet["seconds"]:8.1%}{row["peak_mb"]:8.0f} MiB'
+    def best(what):
+        times = sorted(r['seconds'] for r in runs[what])
+        return times[0], times[len(times) // 2], max(r['peak_mb'] for r in runs[what]), \
+            max(r['peak_mb'] - r['base_mb'] for r in runs[what])
+
+    mmdet_time, mmdet_median, _, mmdet_extra = best('mmdet')
+    print(f'\n{len(runs["check"])} run(s) each{"":10}{"best":>8}{"median":>9}{"ratio":>8}{"peak RSS":>12}'
+          f'{"above imports":>15}{"ratio":>8}')
+    for what, name in names.items():
+        seconds, median, peak, extra = best(what)
+        print(f'{name:34}{seconds:7.2f}s{median:8.2f}s{seconds / mmdet_time:8.1%}{peak:8.0f} MiB'
               f'{extra:11.0f} MiB{extra / mmdet_extra:8.1%}')
+    print('(ratio: best time against best time; memory: peak resident memory above the imports)')
     return 0
 
 

@@ -451,8 +451,19 @@ def _integers(block: _Block, start: np.ndarray) -> np.ndarray:
     beyond int64) raises :class:`_Fallback` (the ids are then read with ``json``)."""
     if not start.size:
         return np.zeros(0, dtype=np.int64)
-    _, value, point, plain = _decimals(block, start)
-    for row in np.flatnonzero(~plain | (point > 0)).tolist():
+    arr, words = block.arr, block.words
+    negative = arr[start] == _MINUS
+    first = start + negative
+    count = _digit_runs(words[first])
+    rows = np.flatnonzero(count == 8)
+    count[rows] += _digit_runs(words[first[rows] + 8])
+    end = first + count
+    tail = arr[end]
+    plain = ((tail == _COMMA) | (tail == _RBRACE) | (tail <= 32) | (tail == _RBRACKET)) & (count >= 1) & \
+        (count <= 16) & ((count == 1) | (arr[first] != ord('0')))
+    value = block.digits(end, np.where(plain, count, 0))[0]
+    value[negative] *= -1
+    for row in np.flatnonzero(~plain).tolist():
         token = _slow_number(_token(block, int(start[row])))
         if type(token) is not int or not -2**63 <= token < 2**63:
             raise _Fallback('an id that is not an integer')
@@ -545,8 +556,8 @@ def _find_keys(block: _Block, strings: _Strings, open_events: np.ndarray, names:
 def _field(keys: _Keys, code: int, count: int, required: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(container indices that have the key, value starts); repeated keys fall back."""
     rows = np.flatnonzero(keys.code == code)
-    owner = keys.owner[rows]
-    if owner.size and np.bincount(owner, minlength=count).max() > 1:
+    owner = keys.owner[rows]  # in file order: a key given twice in an object shows as a repeated owner
+    if owner.size > 1 and (owner[1:] == owner[:-1]).any():
         raise _Fallback('a key given twice in one object')
     if required and owner.size != count:
         raise _Fallback('an item without a required key')
@@ -891,7 +902,7 @@ def read_coco_columns(path: str, stream: bool = True) -> CocoColumns:
 
 
 _TAIL = 1 << 20
-_SMALL_FILE = 8 << 20
+_SMALL_FILE = 1 << 20  # smaller files are read whole with json: less than the tail read costs
 
 
 def _categories_from_tail(path: str, size: int) -> Optional[list]:
