@@ -152,7 +152,8 @@ def validate_training_data(cfg: Config) -> list:
                         'checked again: %s', ann_file, cached['checked_at'], cache.path, cached.get('summary'))
             for warning in cached.get('warnings') or ():
                 logger.warning('dataset check: %s: %s', ann_file, warning)
-            reports.append(CachedDatasetCheck(ann_file, cached.get('trained_images'), cached.get('summary')))
+            if cached.get('trained_images') is not None:  # not known where the launcher's check was recorded
+                reports.append(CachedDatasetCheck(ann_file, cached['trained_images'], cached.get('summary')))
             continue
         try:
             report = validate_coco_dataset(
