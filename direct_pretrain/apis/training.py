@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from ..config.accumulation import apply_gradient_accumulation
 from ..config.batch_check import check_batch_size, launcher_world_size
 from ..config.consistency_checks import check_train_consistency
-from ..config.input_checks import check_train_inputs, validate_training_data
+from ..config.input_checks import check_train_inputs, record_dataset_checks, validate_training_data
 from ..config.loading import load_config
 from ..config.training_guards import apply_fault_tolerance
 from ..errors import ConfigInputError
@@ -125,6 +125,7 @@ def train(cfg: Config):
     """
     lock = prepare_work_dir(cfg.work_dir)  # one live run per work dir, taken before anything is written
     try:
+        record_dataset_checks(cfg)  # the passed dataset check, for --resume (written only now the lock is held)
         prepare_runtime(cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()

@@ -13,7 +13,6 @@ import inspect
 import json
 import logging
 import math
-import os
 import os.path as osp
 import re
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from mmdet.registry import DATASETS, MODELS
 from ..errors import ConfigInputError
 from .batch_check import launcher_world_size
 from .dataset_cfg import iter_leaf_datasets, repeat_factor
+from .input_checks import checked_once_per_job
 
 __all__ = ['ConfiguredClasses', 'configured_classes', 'check_head_classes', 'check_evaluator_files', 'RunLength',
            'run_length', 'check_warmup_length', 'check_train_consistency', 'check_test_consistency',
@@ -415,7 +415,7 @@ def check_train_consistency(cfg: Config, dataset_reports: Optional[Sequence[Any]
     check_head_classes(cfg, _active_loaders(cfg, 'train'))
     if cfg.get('val_cfg') and cfg.get('val_dataloader'):
         check_evaluator_files(cfg, ('val_evaluator', ))
-    if os.environ.get('DP_INPUTS_CHECKED') != '1':  # a torchrun worker: dist_launch.sh's pre-check sized the run
+    if not checked_once_per_job(cfg):  # a torchrun / srun worker: the launcher's pre-check or rank 0 sized the run
         check_warmup_length(cfg, dataset_reports or ())
 
 

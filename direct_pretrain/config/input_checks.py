@@ -264,6 +264,7 @@ def check_test_inputs(cfg: Config, checkpoint: str) -> None:
         raise ConfigInputError(f'checkpoint {checkpoint!r} does not exist; pass a .pth written by tools/train.py.')
     contents = check_checkpoint(checkpoint)
     check_dataset_paths(cfg, ('test_dataloader', ))
+    check_dataset_classes(cfg, ('test_dataloader', ))
     if contents is None or os.environ.get('DP_INPUTS_CHECKED') == '1':
         return  # fetched by mmengine, or a torchrun worker after dist_launch.sh's pre-check
     try:

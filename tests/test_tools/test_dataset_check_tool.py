@@ -155,3 +155,19 @@ def test_what_the_check_says_is_skipped_is_skipped(tmp_path, user_data):
     output = (run.stdout + run.stderr).splitlines()
     epoch_line = next(line for line in output if 'Epoch 1: ' in line and 'bad image(s) skipped' in line)
     assert int(epoch_line.split('Epoch 1: ')[1].split(' ')[0]) >= 2
+
+
+def test_a_resume_does_not_check_the_unchanged_dataset_again(tmp_path, tiny_trained_stage):
+    """The training run recorded its passed check in its work dir; a ``--resume`` of the same
+    config on the same file skips it, and a changed setting the check reads checks again."""
+    work_dir = str(tmp_path / 'work')
+    shutil.copytree(tiny_trained_stage['work_dir'], work_dir)
+    assert osp.isfile(osp.join(work_dir, 'dataset_check.json'))
+    args = [tiny_trained_stage['config'], '--work-dir', work_dir, '--resume', '--check-only',
+            '--cfg-options', 'train_dataloader.batch_size=4']
+    same, changed = run_tools([ToolRun('train', args, str(tmp_path / 'same')),
+                               ToolRun('train', args + ['dataset_check.min_usable_share=0.4'],
+                                       str(tmp_path / 'changed'))])
+    assert same.returncode == 0 and changed.returncode == 0, same.stderr[-2000:] + changed.stderr[-2000:]
+    assert 'not checked again' in same.stderr
+    assert 'not checked again' not in changed.stderr and 'dataset check:' in changed.stderr
