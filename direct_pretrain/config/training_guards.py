@@ -28,6 +28,7 @@ from mmengine.config import Config
 
 from ..datasets.image_check import IMAGE_CHECK_MODES
 from ..datasets.image_header import DEFAULT_MAX_IMAGE_PIXELS
+from ..engine.hooks.worker_lifetime_hook import add_worker_lifetime_hook
 from ..engine.optim_wrappers.loss_guard import apply_loss_guard
 from ..errors import ConfigInputError
 from .dataset_cfg import iter_leaf_datasets
@@ -108,10 +109,9 @@ def enable_bad_image_skipping(cfg: Config) -> List[str]:
 def add_fault_hooks(cfg: Config, max_bad_images: Optional[int]) -> None:
     """Add ``WorkerLifetimeHook`` and ``BadImageCountHook(max_bad_images)`` to
     ``custom_hooks`` unless present (a present ``BadImageCountHook`` without a limit gets it)."""
-    hooks = list(cfg.get('custom_hooks') or [])
+    add_worker_lifetime_hook(cfg)
+    hooks = list(cfg.custom_hooks)
     types = [hook.get('type') for hook in hooks]
-    if 'WorkerLifetimeHook' not in types:
-        hooks.append(dict(type='WorkerLifetimeHook'))
     if 'BadImageCountHook' in types:
         hook = hooks[types.index('BadImageCountHook')]
         hook.setdefault('max_bad_images', max_bad_images)
