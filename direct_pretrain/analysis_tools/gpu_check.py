@@ -48,7 +48,8 @@ from mmcv.utils import collect_env
 from mmengine.config import Config
 
 import mmdet
-from ..chain import StageProgress, estimate_train_cost, run_test_stage, run_train_stage, tool_command
+from ..chain import (StageProgress, estimate_train_cost, run_test_stage, run_train_stage, test_stage_args, tool_command,
+                     train_stage_args)
 from ..chain.terminal import STAGE_LOG
 from ..config import final_checkpoint_name, iter_leaf_datasets, load_config, resolve_config_path
 from ..datasets import generate_toy_coco, toy_coco_is_complete
@@ -312,7 +313,7 @@ def _train_stage(name: str, path: str, work_dir: str, stage_options: Dict[str, A
     extra = ['--data-root', data_root, *_option_args(stage_options)]
     return dict(stage=name, tool='train', config=path, cfg=cfg, work_dir=work_dir, extra=extra,
                 output=osp.join(work_dir, final_checkpoint_name(cfg)),
-                argv=[*tool_command('train'), path, '--work-dir', work_dir, *extra])
+                argv=[*tool_command('train'), *train_stage_args(path, work_dir, extra)])
 
 
 def training_plan(options: GpuCheckOptions) -> Dict[str, Any]:
@@ -338,8 +339,8 @@ def training_plan(options: GpuCheckOptions) -> Dict[str, Any]:
     metrics = osp.join(work_dir, 'test_metrics.json')
     extra = ['--data-root', data_root, *_option_args(routed)]
     test = dict(stage='test', tool='test', config=ft_path, checkpoint=checkpoint, work_dir=work_dir, extra=extra,
-                output=metrics, argv=[*tool_command('test'), ft_path, checkpoint, '--work-dir', work_dir, '--eval',
-                                      *TEST_METRICS, '--classwise', '--metrics-out', metrics, *extra])
+                output=metrics, argv=[*tool_command('test'), *test_stage_args(ft_path, checkpoint, work_dir, TEST_METRICS,
+                                                                             extra)])
     return dict(work_dir=work, data_root=data_root, commands=[pretrain, finetune, test])
 
 

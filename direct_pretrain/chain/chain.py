@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 from mmengine.config import Config
 from mmengine.fileio import dump
 
-from ..config.paths import final_checkpoint_name, resolve_config_path
+from ..config.paths import default_work_dir, final_checkpoint_name, resolve_config_path
 from ..errors import ConfigInputError, ReportInputError
 from ..report import format_per_class_table, markdown_table, write_report
 from ..runtime.process_lifetime import die_with_parent
@@ -39,7 +39,7 @@ from .progress import StageProgress, estimate_train_cost
 from .terminal import StageFailed, run_stage
 
 __all__ = ['StageResult', 'StageLauncher', 'run_chain', 'run_train_stage', 'run_test_stage', 'format_results_table',
-           'tool_command']
+           'tool_command', 'train_stage_args', 'test_stage_args']
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +131,24 @@ def _run(cmd: List[str], name: str, work_dir: str, verbose: bool = False,
         raise RuntimeError(str(error)) from error
 
 
+def train_stage_args(config: str, work_dir: str, extra: Sequence[str] = ()) -> List[str]:
+    """The ``dp-train`` arguments a training stage starts with (before any ``--resume``)."""
+    return [config, '--work-dir', work_dir, *extra]
+
+
+def test_stage_args(config: str, checkpoint: str, work_dir: str, eval_metrics: Sequence[str],
+                    extra: Sequence[str] = ()) -> List[str]:
+    """The ``dp-test`` arguments of a test stage: per-class AP, metrics into the work dir."""
+    return [config, checkpoint, '--work-dir', work_dir, '--eval', *eval_metrics, '--classwise', '--metrics-out',
+            osp.join(work_dir, 'test_metrics.json'), *extra]
+
+
 def _train_args(config: str, cfg: Config, work_dir: str, extra: Sequence[str]) -> Optional[List[str]]:
     """The ``dp-train`` arguments of a training stage, None when its final checkpoint exists
     (skipped); with ``--resume`` when the work dir holds an earlier checkpoint."""
     if osp.isfile(osp.join(work_dir, final_checkpoint_name(cfg))):
         return None
-    args = [config, '--work-dir', work_dir, *extra]
+    args = train_stage_args(config, work_dir, extra)
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         args.append('--resume')
     return args
@@ -191,9 +203,8 @@ def run_test_stage(name: str, config: str, checkpoint: str, work_dir: str, eval_
     else:
         status = 'ran'
         progress.start(name)
-        wall = _run((launcher or StageLauncher()).command('test', [config, checkpoint, '--work-dir', work_dir,
-                     '--eval', *eval_metrics, '--classwise', '--metrics-out', metrics_file, *extra]), name,
-                    work_dir, verbose)
+        wall = _run((launcher or StageLauncher()).command(
+            'test', test_stage_args(config, checkpoint, work_dir, eval_metrics, extra)), name, work_dir, verbose)
     progress.finish(name, wall, status)
     with open(metrics_file) as f:
         return StageResult(name, status, wall, metrics_file, json.load(f))
@@ -255,11 +266,7 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
     pretrain_config, finetune_config = resolve_config_path(pretrain_config), resolve_config_path(finetune_config)
     launcher = launcher or StageLauncher()
 
-    def work_dir(config: str) -> str:
-        name = osp.splitext(osp.basename(config))[0]
-        return osp.join(work_root or 'work_dirs', name)
-
-    pre_dir, ft_dir = work_dir(pretrain_config), work_dir(finetune_config)
+    pre_dir, ft_dir = (default_work_dir(config, work_root or 'work_dirs') for config in (pretrain_config, finetune_config))
     data_args = ['--data-root', data_root] if data_root else []
     pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
     if not eval_metrics:
