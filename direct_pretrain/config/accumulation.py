@@ -28,32 +28,20 @@ Anything else that looks at one forward's batch (RoI sampling per image is unaff
 batch-level losses or normalisations are not) differs the same way.
 """
 import logging
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
 from ..errors import ConfigInputError
+from .schedulers import OPEN_END, iter_schedulers
 
 __all__ = ['apply_gradient_accumulation', 'effective_batch_size', 'ITER_SCHEDULERS']
 
 logger = logging.getLogger(__name__)
 
-_INF = int(1e9)  # mmengine's INF: an open-ended scheduler
 _FAMILIES = ('Linear', 'Constant', 'MultiStep')
 #: Iteration-based scheduler types whose positions can be expressed in optimizer steps exactly.
 ITER_SCHEDULERS = tuple(f'{family}{kind}' for family in _FAMILIES for kind in ('LR', 'Momentum', 'ParamScheduler'))
-
-
-def _schedulers(node: Any) -> Iterator[Dict[str, Any]]:
-    """Scheduler configs in ``param_scheduler`` (a dict, a list, or a dict of lists)."""
-    if isinstance(node, dict) and 'type' in node:
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _schedulers(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _schedulers(value)
 
 
 def _convert_scheduler(scheduler: Dict[str, Any], n: int) -> Optional[str]:
@@ -67,9 +55,9 @@ def _convert_scheduler(scheduler: Dict[str, Any], n: int) -> Optional[str]:
                      'epoch-based, or write its positions in micro-batch iterations yourself.')
     before = {k: scheduler.get(k) for k in ('begin', 'end', 'milestones') if k in scheduler}
     begin = int(scheduler.get('begin', 0))
-    end = int(scheduler.get('end', _INF))
+    end = int(scheduler.get('end', OPEN_END))
     scheduler['begin'] = begin * n + n - 1
-    if end < _INF:
+    if end < OPEN_END:
         scheduler['end'] = end * n
     if 'milestones' in scheduler:
         scheduler['milestones'] = [int(m) * n for m in scheduler['milestones']]
@@ -120,7 +108,7 @@ def apply_gradient_accumulation(cfg: Config, n: int) -> List[str]:
         changes.append(f'auto_scale_lr.base_batch_size {base} -> {base / n:g}: --auto-scale-lr then scales the LR by '
                        f'world size x batch x {n} / {base}')
 
-    for scheduler in _schedulers(cfg.get('param_scheduler')):
+    for _, scheduler in iter_schedulers(cfg.get('param_scheduler')):
         change = _convert_scheduler(scheduler, n)
         if change:
             changes.append(f'param_scheduler {change} (micro-batch iterations; unchanged in optimizer steps)')

@@ -25,6 +25,7 @@ from ..errors import ConfigInputError
 from .batch_check import launcher_world_size
 from .dataset_cfg import iter_leaf_datasets, repeat_factor
 from .input_checks import checked_once_per_job
+from .schedulers import OPEN_END, iter_schedulers
 
 __all__ = ['ConfiguredClasses', 'configured_classes', 'check_head_classes', 'check_evaluator_files', 'RunLength',
            'run_length', 'check_warmup_length', 'check_train_consistency', 'check_test_consistency',
@@ -37,7 +38,6 @@ _WARMUPS = tuple(f'{family}{kind}' for family in ('Linear', 'Constant', 'Quadrat
                  for kind in ('LR', 'Momentum', 'ParamScheduler'))
 # Wrappers whose length is the sum (Concat) or a multiple (Repeat, by ``times``) of their datasets'.
 _COUNTED_WRAPPERS = ('RepeatDataset', 'ConcatDataset', 'MultiImageMixDataset')
-_INF = int(1e9)  # mmengine's open end of a scheduler
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,18 +337,6 @@ def run_length(cfg: Config, reports: Sequence[Any] = ()) -> RunLength:
                      f'iterations ({how} / batch {batch} x {processes})')
 
 
-def _schedulers(node: Any, key: str) -> Iterator[Tuple[str, dict]]:
-    """``(key, scheduler cfg)`` in ``param_scheduler`` (a dict, a list, or a dict of lists)."""
-    if isinstance(node, dict) and 'type' in node:
-        yield key, node
-    elif isinstance(node, dict):
-        for name, value in node.items():
-            yield from _schedulers(value, f'{key}.{name}')
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            yield from _schedulers(value, f'{key}.{index}')
-
-
 def check_warmup_length(cfg: Config, reports: Sequence[Any] = ()) -> None:
     """No warmup (``LinearLR``, ``ConstantLR``, ``QuadraticWarmupLR`` and their momentum /
     param forms) ends after the run: such a run never trains at the LR it was configured with.
@@ -359,10 +347,10 @@ def check_warmup_length(cfg: Config, reports: Sequence[Any] = ()) -> None:
         ConfigInputError: naming ``param_scheduler.N.end``, the run's length and a shorter end.
     """
     length = None
-    for key, scheduler in _schedulers(cfg.get('param_scheduler'), 'param_scheduler'):
+    for key, scheduler in iter_schedulers(cfg.get('param_scheduler')):
         kind = _type_name(scheduler.get('type'))
         end = scheduler.get('end')
-        if kind not in _WARMUPS or not isinstance(end, int) or end >= _INF:
+        if kind not in _WARMUPS or not isinstance(end, int) or end >= OPEN_END:
             continue
         length = length or run_length(cfg, reports)
         by_epoch = scheduler.get('by_epoch', True)

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from .dataset_cfg import leaf_dataset, repeat_factor
+from .schedulers import OPEN_END, iter_schedulers
 
 __all__ = ['WARMUP_MAX_SHARE', 'ITERATION_SCHEDULE_IMAGES', 'count_trainable_images', 'recipe_train_images',
            'StageSchedule', 'size_schedule', 'scaled_lr']
@@ -35,7 +36,6 @@ WARMUP_MAX_SHARE = 0.1
 #: keypoint schedule counts ~57k person images with at least one labelled keypoint.
 ITERATION_SCHEDULE_IMAGES = {'person_keypoints_train2017.json': 57000, 'instances_train2017.json': 117266}
 
-_INF = int(1e9)
 
 
 def count_trainable_images(coco: dict, cat_ids: Sequence[int], filter_cfg: Optional[dict] = None) -> int:
@@ -82,20 +82,15 @@ class StageSchedule:
     total_steps: int
 
 
-def _schedulers(cfg: Config) -> List[dict]:
-    schedulers = cfg.get('param_scheduler') or []
-    return [schedulers] if isinstance(schedulers, dict) else [s for s in schedulers if isinstance(s, dict)]
-
-
 def _is_warmup(scheduler: dict) -> bool:
     return (not scheduler.get('by_epoch', True) and scheduler.get('type') in ('LinearLR', 'ConstantLR')
-            and scheduler.get('begin', 0) == 0 and scheduler.get('end', _INF) < _INF)
+            and scheduler.get('begin', 0) == 0 and scheduler.get('end', OPEN_END) < OPEN_END)
 
 
 def _cap_warmups(cfg: Config, total_steps: int) -> List[str]:
     cap = max(1, math.floor(WARMUP_MAX_SHARE * total_steps))
     notes = []
-    for scheduler in _schedulers(cfg):
+    for _, scheduler in iter_schedulers(cfg.get('param_scheduler')):
         if _is_warmup(scheduler) and scheduler['end'] > cap:
             notes.append(f'warmup {scheduler["end"]} -> {cap} steps ({WARMUP_MAX_SHARE:.0%} of {total_steps})')
             scheduler['end'] = cap
@@ -135,7 +130,7 @@ def size_schedule(cfg: Config, num_images: int, world_size: int = 1, accumulate:
     epochs = int(train_cfg['max_epochs'])
     total = steps_per_epoch * epochs
     notes = _cap_warmups(cfg, total)
-    for scheduler in _schedulers(cfg):
+    for _, scheduler in iter_schedulers(cfg.get('param_scheduler')):
         if scheduler.get('type') == 'MultiStepLR' and scheduler.get('by_epoch', True) \
                 and scheduler.get('end', epochs) != epochs:
             ratio = epochs / scheduler['end']
@@ -172,10 +167,10 @@ def _size_iterations(cfg: Config, num_images: int, step_images: int, steps_per_e
     if checkpoint.get('by_epoch') is False and 'interval' in checkpoint:
         checkpoint['interval'] = min(new, _scale(checkpoint['interval'], ratio))
         changed['default_hooks.checkpoint.interval'] = 'scaled with the schedule'
-    for scheduler in _schedulers(cfg):
+    for _, scheduler in iter_schedulers(cfg.get('param_scheduler')):
         if scheduler.get('type') == 'MultiStepLR' and not scheduler.get('by_epoch', True):
             scheduler['milestones'] = [_scale(m, ratio) for m in scheduler['milestones']]
-            if scheduler.get('end', _INF) < _INF:
+            if scheduler.get('end', OPEN_END) < OPEN_END:
                 scheduler['end'] = new
     notes = _cap_warmups(cfg, new)
     changed['param_scheduler'] = '; '.join(['LR steps scaled with the schedule', *notes])
