@@ -15,8 +15,7 @@ from mmcv.transforms.utils import cache_randomness
 
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
-from ._common import (aspect_crop_size, check_annotation_frame, check_aspect_range, compose_homography,
-                      keep_instances)
+from ._common import aspect_crop_size, check_annotation_frame, check_aspect_range, compose_homography, keep_instances
 from .keypoint_geometry import moves_keypoints
 
 __all__ = ['AspectRatioCrop']

@@ -17,14 +17,13 @@ import logging
 from typing import Optional, Tuple
 
 import mmcv
-import mmengine.fileio as fileio
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 
 from mmdet.registry import TRANSFORMS
-from ..bad_image_log import record_bad_image
 from ..image_check import image_data_problem
-from ._common import BadImageError, SkipCounter
+from ._common import BadImageError
+from .bad_image_policy import BadImagePolicy
 
 __all__ = ['LoadImageFromFileOrSkip']
 
@@ -32,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 @TRANSFORMS.register_module()
-class LoadImageFromFileOrSkip(LoadImageFromFile):
+class LoadImageFromFileOrSkip(BadImagePolicy, LoadImageFromFile):
     """Load an image like ``LoadImageFromFile``; skip (or raise on) bad files.
 
     Required Keys:
@@ -61,28 +60,11 @@ class LoadImageFromFileOrSkip(LoadImageFromFile):
 
     def __init__(self, on_bad_image: str = 'skip', max_image_pixels: Optional[int] = None, check_size: bool = False,
                  verify: bool = False, **kwargs) -> None:
-        if on_bad_image not in ('raise', 'skip'):
-            raise ValueError(f"{type(self).__name__}: on_bad_image must be 'raise' or 'skip', got {on_bad_image!r}")
+        self._init_bad_image_policy(on_bad_image, max_image_pixels, check_size, verify)
         super().__init__(**kwargs)
-        self.on_bad_image = on_bad_image
-        self.max_image_pixels = max_image_pixels
-        self.check_size = check_size
-        self.verify = verify
-        self.skip_counter = SkipCounter()
-        #: Set by ``BadImageCountHook`` to ``<work_dir>/bad_images.jsonl``; None records nothing.
-        self.bad_image_log: Optional[str] = None
-        self._warned_skip = False
 
     def _load(self, filename: str, expected_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-        try:
-            if self.file_client_args is not None:
-                data = fileio.FileClient.infer_client(self.file_client_args, filename).get(filename)
-            else:
-                data = fileio.get(filename, backend_args=self.backend_args)
-        except FileNotFoundError as error:
-            raise BadImageError(filename, 'file not found') from error
-        except OSError as error:
-            raise BadImageError(filename, f'file could not be read ({error})') from error
+        data = self._read_bytes(filename, self.backend_args, self.file_client_args)
         # the decoders apply the EXIF orientation with these flags (OpenCV's IMREAD_COLOR, mmcv's pillow path)
         oriented = self.color_type in ('color', 'grayscale')
         problem = image_data_problem(data, expected_size, self.max_image_pixels, self.verify, oriented)
@@ -95,16 +77,6 @@ class LoadImageFromFileOrSkip(LoadImageFromFile):
         if img is None:
             raise BadImageError(filename, 'could not be decoded (corrupt or unsupported image data)')
         return img
-
-    def _skip(self, error: BadImageError) -> None:
-        self.skip_counter.increment()
-        record_bad_image(self.bad_image_log, error.path, error.reason)
-        if not self._warned_skip:
-            logger.warning('%s (skipped; later skips in this process are logged at DEBUG, BadImageCountHook reports '
-                           'the totals)', error)
-            self._warned_skip = True
-        else:
-            logger.debug('%s (skipped)', error)
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load ``results['img_path']``; None when the file is bad and ``on_bad_image='skip'``."""
@@ -126,6 +98,4 @@ class LoadImageFromFileOrSkip(LoadImageFromFile):
         return results
 
     def __repr__(self) -> str:
-        return super().__repr__()[:-1] + (f', on_bad_image={self.on_bad_image!r}, max_image_pixels='
-                                          f'{self.max_image_pixels}, check_size={self.check_size}, '
-                                          f'verify={self.verify})')
+        return super().__repr__()[:-1] + f', {self._bad_image_repr()})'

@@ -15,7 +15,6 @@ from typing import Optional, Sequence, Tuple
 
 import cv2
 import mmcv
-import mmengine.fileio as fileio
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
@@ -23,10 +22,10 @@ from PIL import Image, ImageOps
 
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
-from ..bad_image_log import record_bad_image
 from ..image_check import image_header_problem
-from ._common import (FRAME_KEYS, BadImageError, SkipCounter, aspect_crop_size, check_aspect_range,
-                      check_scale_and_ratio, draw_ratio, scale_by_ratio)
+from ._common import (FRAME_KEYS, BadImageError, aspect_crop_size, check_aspect_range, check_scale_and_ratio,
+                      draw_ratio, scale_by_ratio)
+from .bad_image_policy import BadImagePolicy
 from .keypoint_geometry import move_keypoints
 
 __all__ = ['LoadImageReduced']
@@ -65,7 +64,7 @@ def _as_bgr_uint8(img: np.ndarray, path: str) -> np.ndarray:
 
 
 @TRANSFORMS.register_module()
-class LoadImageReduced(BaseTransform):
+class LoadImageReduced(BadImagePolicy, BaseTransform):
     """``LoadImageFromFile`` (+ ``LoadAnnotations``) that decodes JPEGs at 1/2, 1/4 or 1/8.
 
     The loader knows the keep-ratio target ``scale`` of the resize that follows. For a JPEG
@@ -167,23 +166,14 @@ class LoadImageReduced(BaseTransform):
             raise ValueError(f'{name}: max_reduction must be 1, 2, 4 or 8 (libjpeg scales), got {max_reduction}')
         if backend not in ('cv2', 'pillow'):
             raise ValueError(f"{name}: backend must be 'cv2' or 'pillow', got {backend!r}")
-        if on_bad_image not in ('raise', 'skip'):
-            raise ValueError(f"{name}: on_bad_image must be 'raise' or 'skip', got {on_bad_image!r}")
+        self._init_bad_image_policy(on_bad_image, max_image_pixels, check_size, verify)
         self.sample_scale = sample_scale
         self.aspect_range = None if aspect_range is None else check_aspect_range(aspect_range, name)
         self.max_reduction = max_reduction
         self.backend = backend
         self.load_annotations = None if load_annotations is None else dict(load_annotations)
         self._annotation_loader = None if load_annotations is None else TRANSFORMS.build(load_annotations)
-        self.on_bad_image = on_bad_image
         self.backend_args = None if backend_args is None else dict(backend_args)
-        self.max_image_pixels = max_image_pixels
-        self.check_size = check_size
-        self.verify = verify
-        self.skip_counter = SkipCounter()
-        #: Set by ``BadImageCountHook`` to ``<work_dir>/bad_images.jsonl``; None records nothing.
-        self.bad_image_log: Optional[str] = None
-        self._warned_skip = False
         self._warned_fallback = False
 
     # ------------------------------------------------------------------ randomness
@@ -286,12 +276,7 @@ class LoadImageReduced(BaseTransform):
         return img, (full_h, full_w), reduction
 
     def _read(self, path: str) -> bytes:
-        try:
-            data = fileio.get(path, backend_args=self.backend_args)
-        except FileNotFoundError as err:
-            raise BadImageError(path, 'file not found') from err
-        except OSError as err:
-            raise BadImageError(path, f'file could not be read ({err})') from err
+        data = self._read_bytes(path, self.backend_args)
         if not data:
             raise BadImageError(path, 'file is empty')
         if _is_jpeg(data) and _jpeg_truncated(data):  # decoders fill the missing part with grey
@@ -321,16 +306,6 @@ class LoadImageReduced(BaseTransform):
         return results
 
     # ------------------------------------------------------------------ main
-    def _skip(self, err: BadImageError) -> None:
-        self.skip_counter.increment()
-        record_bad_image(self.bad_image_log, err.path, err.reason)
-        if not self._warned_skip:
-            logger.warning('%s (skipped; on_bad_image=%r. Later skips in this process are logged at DEBUG; '
-                           'BadImageCountHook reports per-epoch totals)', err, self.on_bad_image)
-            self._warned_skip = True
-        else:
-            logger.debug('%s (skipped)', err)
-
     def transform(self, results: dict) -> Optional[dict]:
         """Load the image (reduced when possible) and its annotations; None on a skipped file."""
         path = results['img_path']
