@@ -15,7 +15,7 @@ from dp_test_utils import REPO_ROOT, python_env
 
 SNIPPET = ("_base_ = 'direct_pretrain::toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'\n"
            "custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)\n"
-           'model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n')
+           'model = dict(roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))\n')
 LOAD = ('import direct_pretrain; from mmengine.config import Config; cfg = Config.fromfile("mine.py"); '
         'print(direct_pretrain.__file__); print(cfg.model.type, cfg.model.roi_head.bbox_head.num_classes, '
         'cfg.train_dataloader.dataset.type)')
