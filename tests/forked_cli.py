@@ -19,8 +19,9 @@ Where the process itself is what a test checks (signals, kills, torchrun, the in
 start a real one instead.
 
 Usage: ``run_tools([ToolRun('train', [...], cwd), ...])``; ``run_tool('test', *args, cwd=...)``
-raises with the output's tail when the tool fails; ``stage_command(module)`` is the launcher
-command for code that takes a command line (``chain.terminal.run_stage``).
+raises with the output's tail when the tool fails; ``Pending(runs)`` starts runs and gives their
+PIDs and output files before ``.wait()`` (to signal one); ``stage_command(module)`` is the
+launcher command for code that takes a command line (``chain.terminal.run_stage``).
 """
 import json
 import os
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 HERE = os.path.abspath(__file__)
@@ -67,7 +68,9 @@ class ToolRun:
     stdout: str = ''
     stderr: str = ''
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict, repr=False)
+    pid: int = 0  # while it runs (Pending): its PID and process group, and where its output goes
+    stdout_path: str = ''
+    stderr_path: str = ''
 
     @property
     def error_lines(self) -> List[str]:
@@ -93,7 +96,8 @@ def python_env(**extra: str) -> Dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# wire format: a 4-byte length, then JSON; the request carries three file descriptors
+# wire format. Request: a 4-byte length, then JSON, with three file descriptors (stdin, stdout,
+# stderr). Replies: the run's PID once forked, its wait status once it ended (8 bytes each).
 
 
 def _send(conn: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
@@ -105,8 +109,24 @@ def _send(conn: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
         conn.sendall(payload)
 
 
-def _receive(conn: socket.socket, with_fds: bool = False):
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3) if with_fds else (conn.recv(1 << 16), [], 0, None)
+def _reply(conn: socket.socket, value: int) -> None:
+    conn.sendall(struct.pack('!q', value))
+
+
+def _read_reply(conn: socket.socket) -> Optional[int]:
+    """The next reply, or None when the server went away first."""
+    data = b''
+    while len(data) < 8:
+        chunk = conn.recv(8 - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return struct.unpack('!q', data)[0]
+
+
+def _receive_request(conn: socket.socket):
+    """(request, [stdin, stdout, stderr]) or (None, fds) when the requester went away."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
     if len(data) < 4:
         return None, fds
     size = struct.unpack('!I', data[:4])[0]
@@ -221,7 +241,7 @@ def serve(sock_path: str, kind: str) -> None:
                     os._exit(0)  # no interpreter teardown (seconds with torch loaded)
             elif item is listener:
                 conn, _ = listener.accept()
-                request, fds = _receive(conn, with_fds=True)
+                request, fds = _receive_request(conn)
                 if request is None or len(fds) != 3:
                     conn.close()
                     continue
@@ -236,6 +256,10 @@ def serve(sock_path: str, kind: str) -> None:
                 for fd in fds:
                     os.close(fd)
                 by_conn[conn], by_pid[pid] = pid, conn
+                try:
+                    _reply(conn, pid)
+                except OSError:
+                    pass
             elif not item.recv(1):  # the requester went away: so does its run
                 _kill_group(by_conn.pop(item))
                 item.close()
@@ -246,7 +270,7 @@ def serve(sock_path: str, kind: str) -> None:
             conn = by_pid.pop(pid, None)
             if conn is not None and by_conn.pop(conn, None) is not None:
                 try:
-                    _send(conn, dict(status=status))
+                    _reply(conn, status)
                 except OSError:
                     pass
                 conn.close()
@@ -272,10 +296,10 @@ def launch(sock_path: str, argv: List[str]) -> None:
     conn.connect(sock_path)
     _send(conn, dict(target=target, args=args, is_module=is_module, cwd=os.getcwd(), env=dict(os.environ)),
           fds=(0, 1, 2))
-    reply, _ = _receive(conn)
-    if reply is None:
+    _read_reply(conn)  # the PID
+    status = _read_reply(conn)
+    if status is None:
         sys.exit('forked_cli: the tool server went away')
-    status = reply['status']
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
@@ -346,7 +370,9 @@ def close_servers() -> None:
 
 
 class Pending:
-    """Runs handed to a server, to be waited for (:meth:`wait`)."""
+    """Runs handed to a server, to be waited for (:meth:`wait`). Meanwhile each run's ``pid``
+    (also its process group) and ``stdout_path`` / ``stderr_path`` let a test watch it and
+    signal it."""
 
     def __init__(self, runs: Sequence[ToolRun], server: str = 'package') -> None:
         self.runs = list(runs)
@@ -370,8 +396,15 @@ class Pending:
                 os.close(out)
                 os.close(err)
                 self.conns[conn] = index
+                run.pid = _read_reply(conn) or 0
+                run.stdout_path, run.stderr_path = (os.path.join(self.folder, f'{index}.{s}') for s in ('out', 'err'))
         finally:
             os.close(null)
+
+    def finished(self) -> bool:
+        """Whether every run has ended, without waiting."""
+        readable, _, _ = select.select(list(self.conns), [], [], 0)
+        return len(readable) == len(self.conns)
 
     def wait(self, timeout: float = 900) -> List[ToolRun]:
         deadline = time.time() + timeout
@@ -383,11 +416,11 @@ class Pending:
                                        '; '.join(self.runs[i].describe()[:300] for i in self.conns.values()))
                 for conn in readable:
                     index = self.conns.pop(conn)
-                    reply, _ = _receive(conn)
+                    status = _read_reply(conn)
                     conn.close()
                     run = self.runs[index]
                     run.seconds = time.time() - self.start
-                    run.returncode = -1 if reply is None else os.waitstatus_to_exitcode(reply['status'])
+                    run.returncode = -1 if status is None else os.waitstatus_to_exitcode(status)
                     for stream in ('out', 'err'):
                         with open(os.path.join(self.folder, f'{index}.{stream}'), errors='replace') as f:
                             setattr(run, f'std{stream}', f.read())

@@ -6,11 +6,12 @@ non-checkpoint files for every tool that reads one) must end its tool with exact
 ``error:`` line naming what is wrong, exit code 2, no traceback and nothing written. The
 runs are forked tool processes (see ``forked_cli.py``), all started together.
 
-Then the process behaviour, with plain ``python -m direct_pretrain.cli.train`` processes:
-no dataloader worker survives a SIGKILL or SIGTERM of the training process by 5 s, a
-second run into a live run's work dir is refused naming its PID, stale temporary
-checkpoint files are removed at start, the chain holds its stage dirs; and bad images met
-during training are skipped, listed in the run report, and stop the run above the limit.
+Then the process behaviour, with tool runs forked from the same server that the test watches
+and signals (real processes, each in its own process group): no dataloader worker survives a
+SIGKILL or SIGTERM of the training process by 5 s, a second run into a live run's work dir is
+refused naming its PID, stale temporary checkpoint files are removed at start, the chain holds
+its stage dirs and its stages (real child processes of the chain) die with it; and bad images
+met during training are skipped, listed in the run report, and stop the run above the limit.
 """
 import json
 import math
@@ -19,7 +20,6 @@ import os.path as osp
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -27,8 +27,8 @@ import psutil
 import pytest
 import torch
 
-from dp_test_utils import PYTHON, python_env, write_tiny_stage_configs
-from forked_cli import ToolRun, run_tools
+from dp_test_utils import write_tiny_stage_configs
+from forked_cli import Pending, ToolRun, run_tools
 
 TIMESTAMP_DIR = re.compile(r'^\d{8}_\d{6}$')
 
@@ -146,35 +146,67 @@ def test_bad_inputs_fail_up_front_with_one_error_line(tmp_path, tiny_coco_root, 
     print(f'{len(cases)} failing runs in {elapsed:.1f} s')
 
 
-def _wait_for(path, pattern, timeout=600, proc=None):
+def _wait_for(read, pattern, timeout=600, proc=None):
+    """The text ``read()`` returns once ``pattern`` is in it (or fail, also when ``proc`` ended)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        text = open(path).read() if osp.exists(path) else ''
+        text = read()
         if re.search(pattern, text):
             return text
         if proc is not None and proc.poll() is not None:
             break
         time.sleep(0.2)
-    raise AssertionError(f'{pattern!r} not seen in {path}:\n{text[-3000:]}')
+    raise AssertionError(f'{pattern!r} not seen:\n{text[-3000:]}')
 
 
-def _marked_env(mark):
-    """The test's environment plus a marker every process of the run inherits."""
-    return dict(python_env(), DP_FAULT_TEST_MARK=mark)
+def _file(path):
+    return lambda: open(path).read() if osp.exists(path) else ''
 
 
-def _survivors(mark, grace=5.0):
-    """Processes carrying ``mark`` still alive (zombies count as dead) after ``grace``
-    seconds: found by their environment, so workers started after any snapshot and
-    orphans re-parented to init are found too."""
+class _Watched:
+    """A tool run forked from the tool server (``forked_cli.Pending``) that the test watches and
+    signals: a real process with its own PID and process group, which every process it starts
+    (dataloader workers, a chain's stages and theirs) inherits, also once re-parented to init."""
+
+    def __init__(self, tool, args, cwd):
+        self.pending = Pending([ToolRun(tool, [str(a) for a in args], cwd)])
+        self.run = self.pending.runs[0]
+        self.pid = self.run.pid
+
+    def output(self):
+        return ''.join(open(path, errors='replace').read() for path in (self.run.stdout_path, self.run.stderr_path))
+
+    def poll(self):
+        return self.wait() if self.pending.finished() else None
+
+    def send_signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout=60):
+        self.pending.wait(timeout)
+        return self.run.returncode
+
+    def close(self):
+        """Ends the run and every process of its group, if still there."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.wait()
+
+
+def _survivors(pgid, grace=5.0):
+    """Processes of the process group ``pgid`` still alive (zombies count as dead) after
+    ``grace`` seconds: workers started after any snapshot and orphans re-parented to init
+    are found too."""
     deadline = time.time() + grace
     while True:
         alive = []
         for proc in psutil.process_iter():
             try:
-                if proc.environ().get('DP_FAULT_TEST_MARK') == mark and proc.status() != psutil.STATUS_ZOMBIE:
+                if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
                     alive.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            except (OSError, psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 pass
         if not alive or time.time() > deadline:
             return alive
@@ -182,12 +214,8 @@ def _survivors(mark, grace=5.0):
 
 
 def _start_training(case, cfg, work_dir, *extra):
-    log = osp.join(case, f'{osp.basename(work_dir)}.log')
-    with open(log, 'w') as out:  # a file, not a pipe: a surviving worker must not block the test
-        proc = subprocess.Popen([PYTHON, '-m', 'direct_pretrain.cli.train', cfg, '--work-dir', work_dir,
-                                 '--cfg-options', 'train_dataloader.num_workers=2', 'train_cfg.max_epochs=50', *extra],
-                                cwd=case, env=_marked_env(case), stdout=out, stderr=subprocess.STDOUT)
-    return proc, log
+    return _Watched('train', [cfg, '--work-dir', work_dir, '--cfg-options', 'train_dataloader.num_workers=2',
+                              'train_cfg.max_epochs=50', *extra], case)
 
 
 def _descendants(pid, at_least, timeout=120):
@@ -201,36 +229,35 @@ def _descendants(pid, at_least, timeout=120):
         time.sleep(0.05)
 
 
-def _kill_and_check_workers(proc, sig, mark):
+def _kill_and_check_workers(proc, sig):
     workers = _descendants(proc.pid, 2)
     assert len(workers) >= 2, workers  # the two dataloader workers of the running epoch
     proc.send_signal(sig)
     assert proc.wait(timeout=60) == -sig
-    survivors = _survivors(mark)
+    survivors = _survivors(proc.pid)
     for survivor in survivors:  # do not leave them behind even when the test fails
         survivor.kill()
     assert not survivors, [(p.pid, p.status()) for p in survivors]
 
 
-@pytest.mark.slow  # real training processes
+@pytest.mark.slow  # trains until killed
 def test_sigkill_leaves_no_worker_and_a_second_run_is_refused(tmp_path, tiny_coco_root):
     case, pre, _ = make_case(str(tmp_path), tiny_coco_root, 'sigkill')
     work_dir = osp.join(case, 'wd')
-    proc, log = _start_training(case, pre, work_dir)
+    proc = _start_training(case, pre, work_dir)
     try:
-        _wait_for(log, r'Epoch\(train\) +\[1\]\[1/4\]', proc=proc)
+        _wait_for(proc.output, r'Epoch\(train\) +\[1\]\[1/4\]', proc=proc)
         stamps = sorted(n for n in os.listdir(work_dir) if TIMESTAMP_DIR.match(n))
         second, = run_tools([ToolRun('train', [pre, '--work-dir', work_dir, '--resume'], case)])
         assert second.returncode == 2 and len(second.error_lines) == 1, second.stderr[-3000:]
         assert f'is in use by a running process: PID {proc.pid}' in second.error_lines[0]
         assert sorted(n for n in os.listdir(work_dir) if TIMESTAMP_DIR.match(n)) == stamps  # it wrote nothing
-        _kill_and_check_workers(proc, signal.SIGKILL, case)
+        _kill_and_check_workers(proc, signal.SIGKILL)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        proc.close()
 
 
-@pytest.mark.slow  # real training processes
+@pytest.mark.slow  # trains until killed
 def test_sigterm_leaves_no_worker_and_stale_temp_files_are_removed(tmp_path, tiny_coco_root):
     case, pre, _ = make_case(str(tmp_path), tiny_coco_root, 'sigterm')
     work_dir = osp.join(case, 'wd')
@@ -243,34 +270,30 @@ def test_sigterm_leaves_no_worker_and_stale_temp_files_are_removed(tmp_path, tin
         stale.append(path)
     for keep in ('notes.tmp', '.epoch_2.pth.tmp'):
         open(osp.join(work_dir, keep), 'w').close()
-    proc, log = _start_training(case, pre, work_dir)
+    proc = _start_training(case, pre, work_dir)
     try:
-        text = _wait_for(log, r'Epoch\(train\) +\[1\]\[1/4\]', proc=proc)
+        text = _wait_for(proc.output, r'Epoch\(train\) +\[1\]\[1/4\]', proc=proc)
         assert f'removed 2 stale temporary checkpoint file(s) of an interrupted write from {work_dir}' in text
         assert not any(osp.exists(p) for p in stale)
         assert osp.exists(osp.join(work_dir, 'notes.tmp')) and osp.exists(osp.join(work_dir, '.epoch_2.pth.tmp'))
-        _kill_and_check_workers(proc, signal.SIGTERM, case)
+        _kill_and_check_workers(proc, signal.SIGTERM)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        proc.close()
 
 
-@pytest.mark.slow  # real training processes
+@pytest.mark.slow  # trains until killed
 def test_chain_holds_its_stage_dirs_and_its_stages_die_with_it(tmp_path, tiny_coco_root):
     case, pre, ft = make_case(str(tmp_path), tiny_coco_root, 'chain')
     long_pre = osp.join(case, 'cfg', 'long_pretrain.py')
     with open(long_pre, 'w') as f:
         f.write(f'_base_ = {pre!r}\ntrain_dataloader = dict(num_workers=2)\ntrain_cfg = dict(max_epochs=50)\n')
     work_root = osp.join(case, 'work')
-    log = osp.join(case, 'chain.log')
     chain_cmd = [long_pre, ft, '--work-root', work_root, '--no-report']
-    with open(log, 'w') as out:
-        chain = subprocess.Popen([PYTHON, '-m', 'direct_pretrain.cli.chain', *chain_cmd], cwd=case,
-                                 env=_marked_env(case), stdout=out, stderr=subprocess.STDOUT)
+    chain = _Watched('chain', chain_cmd, case)  # its stage: a real child process of the chain
     try:
         stage_dir = osp.join(work_root, 'long_pretrain')
         # the stage trains under the chain's lock (its output goes to <stage dir>/stage.log)
-        _wait_for(osp.join(stage_dir, 'stage.log'), r'Epoch\(train\) +\[1\]\[1/4\]', proc=chain)
+        _wait_for(_file(osp.join(stage_dir, 'stage.log')), r'Epoch\(train\) +\[1\]\[1/4\]', proc=chain)
         again, direct = run_tools([ToolRun('chain', chain_cmd, case),
                                    ToolRun('train', [long_pre, '--work-dir', stage_dir, '--resume'], case)])
         for run in (again, direct):
@@ -280,13 +303,12 @@ def test_chain_holds_its_stage_dirs_and_its_stages_die_with_it(tmp_path, tiny_co
         assert len(descendants) >= 3, descendants  # the stage process and its two workers
         chain.send_signal(signal.SIGTERM)
         assert chain.wait(timeout=60) == -signal.SIGTERM
-        survivors = _survivors(case)
+        survivors = _survivors(chain.pid)
         for survivor in survivors:
             survivor.kill()
         assert not survivors, [(p.pid, p.cmdline()[:4]) for p in survivors]
     finally:
-        if chain.poll() is None:
-            chain.kill()
+        chain.close()
 
 
 @pytest.mark.slow  # two trainings
