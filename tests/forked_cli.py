@@ -288,8 +288,11 @@ def _kill_group(pid: int) -> None:
 
 
 def launch(sock_path: str, argv: List[str]) -> None:
-    """Have the server run ``argv`` with this process's stdio, folder and environment; exit
-    as the forked run did (the same code, or the same signal)."""
+    """Have the server run ``argv`` (``-m MODULE ARGS`` or ``SCRIPT ARGS``, after any ``-u``) with
+    this process's stdio, folder and environment; exit as the forked run did (the same code, or
+    the same signal)."""
+    while argv and argv[0] in ('-u', '-B'):  # unbuffered / no bytecode: no matter to a forked run
+        argv = argv[1:]
     is_module = argv[0] == '-m'
     target, args = (argv[1], argv[2:]) if is_module else (argv[0], argv[1:])
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -310,6 +313,18 @@ def stage_command(module: str, sock_path: Optional[str] = None) -> List[str]:
     """The command line that runs ``python -m module`` forked from a server (default: this
     test process's ``package`` server, started if need be)."""
     return [PYTHON, '-S', HERE, 'launch', sock_path or _socket('package'), '-m', module]
+
+
+def forked_python(folder: str, kind: str = 'package') -> str:
+    """An executable ``<folder>/python`` that runs ``python -m MODULE ARGS`` / ``python SCRIPT
+    ARGS`` forked from the ``kind`` server: for a shell script that takes its interpreter from
+    the environment (``PYTHON=... ./dist_train.sh``), whose own steps are not under test."""
+    path = os.path.join(folder, 'python')
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(f'#!/bin/sh\nexec {PYTHON} -S {HERE} launch {_socket(kind)} "$@"\n')
+    os.chmod(path, 0o755)
+    return path
 
 
 # --------------------------------------------------------------------------------------------
