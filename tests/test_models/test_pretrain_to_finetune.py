@@ -19,6 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
+from direct_pretrain.config.paths import final_checkpoint_name
 from direct_pretrain.models.layers import SyncBNAnyBackend, convert_to_plain_batch_norm
 from direct_pretrain.runtime.safe_load import safe_torch_load
 
@@ -106,15 +107,16 @@ def test_config_pair_detector_checkpoint_loads_strictly(tmp_path) -> None:
     pretrain_cfg = Config.fromfile(osp.join(CONFIG_DIR, PRETRAIN))
     finetune_cfg = Config.fromfile(osp.join(CONFIG_DIR, FINETUNE))
     assert finetune_cfg.pretrain_config == f'configs/timm/{PRETRAIN}'
-    assert finetune_cfg.load_from == f'work_dirs/{osp.splitext(PRETRAIN)[0]}/epoch_12.pth'
+    # where the pretrain run writes its last checkpoint (default work dir)
+    assert finetune_cfg.load_from == f'work_dirs/{osp.splitext(PRETRAIN)[0]}/{final_checkpoint_name(pretrain_cfg)}'
     pretrain = _build_detector(pretrain_cfg)
     finetune = _build_detector(finetune_cfg)
     assert type(pretrain.backbone.model.layer2[0].bn1) is SyncBNAnyBackend
     assert type(finetune.backbone.model.layer2[0].bn1) is nn.BatchNorm2d
     assert pretrain_cfg.model.neck.in_channels == pretrain.backbone.out_channels
 
-    path = tmp_path / 'epoch_12.pth'
-    torch.save(dict(meta=dict(epoch=12), state_dict=pretrain.state_dict()), path)
+    path = tmp_path / final_checkpoint_name(pretrain_cfg)
+    torch.save(dict(meta=dict(epoch=pretrain_cfg.train_cfg.max_epochs), state_dict=pretrain.state_dict()), path)
     load_checkpoint(finetune, str(path), map_location='cpu', strict=True)  # raises on any key mismatch
     assert set(finetune.state_dict()) == set(pretrain.state_dict())
     finetune.train()
