@@ -44,6 +44,7 @@ def dry_summary(tmp_path_factory):
     return summary, proc.stderr, work
 
 
+@pytest.mark.slow  # runs the tool
 def test_dry_run_environment_and_schema(dry_summary):
     summary, stderr, _ = dry_summary
     assert summary['dry_run'] is True
@@ -61,6 +62,7 @@ def test_dry_run_environment_and_schema(dry_summary):
     assert 'faster-rcnn-pretrain' in stderr  # the plain-text table
 
 
+@pytest.mark.slow  # runs the tool
 def test_dry_run_correctness_checks(dry_summary):
     entries = {e['name']: e for e in dry_summary[0]['correctness']}
     for name in ('roi_align/mmcv-cuda-vs-mmcv-cpu', 'nms/mmcv-cuda-vs-mmcv-cpu', 'sync_bn/torch-fused-cpu-vs-batchnorm2d'):
@@ -74,6 +76,7 @@ def test_dry_run_correctness_checks(dry_summary):
     assert entries['roi_align/torchvision-cpu-vs-mmcv-cpu']['cases'] >= 32
 
 
+@pytest.mark.slow  # runs the tool
 def test_dry_run_steps_the_real_model(dry_summary):
     entries = dry_summary[0]['throughput']
     spec = BENCHMARKS['faster-rcnn-pretrain']
@@ -96,6 +99,7 @@ def test_dry_run_steps_the_real_model(dry_summary):
     assert dry_summary[0]['speedup']['pretrain_amp_best'] is None
 
 
+@pytest.mark.slow  # runs the tool
 def test_dry_run_plans_training_without_running_it(dry_summary):
     summary, _, work = dry_summary
     training = summary['training']
@@ -211,6 +215,7 @@ def test_options_are_validated():
             GpuCheckOptions(**bad).validate()
 
 
+@pytest.mark.slow  # runs the tool
 def test_without_cuda_a_real_run_is_refused(tmp_path):
     import torch
     if torch.cuda.is_available():

@@ -23,6 +23,8 @@ import torch
 from dp_test_utils import REPO_ROOT, Payload, write_tiny_stage_configs
 from forked_cli import ToolRun, run_tools
 
+pytestmark = pytest.mark.slow  # tool runs
+
 TOY_FINETUNE_ZOO = osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb2-direct-finetune_toy.py')
 TOY_PRETRAIN_ZOO = osp.join(REPO_ROOT, 'configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py')
 

@@ -23,6 +23,8 @@ from direct_pretrain.checkpoint.release.mapping import RELEASE_ROWS
 from direct_pretrain.cli.convert_release import default_config
 from direct_pretrain.engine.hooks import LoadFromCheckHook
 
+pytestmark = pytest.mark.slow  # full-size detectors per release row
+
 STAGES = ('pre-trained', 'fine-tuned')
 _CONFIGS = {}
 _MODELS = {}

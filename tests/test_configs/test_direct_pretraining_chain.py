@@ -22,6 +22,8 @@ from direct_pretrain.config.paths import final_checkpoint_name
 from direct_pretrain.datasets import TOY_CLASSES
 from direct_pretrain.errors import ConfigInputError
 
+pytestmark = pytest.mark.slow  # train.py's checks on every zoo pair
+
 
 @pytest.fixture(scope='module')
 def fake_coco(tmp_path_factory) -> str:

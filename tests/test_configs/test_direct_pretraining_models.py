@@ -18,6 +18,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from direct_pretrain.engine.hooks.load_from_check_hook import compare_state_dicts
 from direct_pretraining_zoo import PACKAGE_CONFIGS, PAIRS, built, built_backbone_norms, fake_batch, load_cfg
 
+pytestmark = pytest.mark.slow  # full-size detectors, a training step each
+
 FINETUNES = {p.finetune: p for p in PAIRS}
 PRETRAINS = {p.pretrain: p for p in PAIRS}
 

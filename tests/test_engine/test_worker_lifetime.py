@@ -41,6 +41,7 @@ time.sleep(600)
 '''
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM])
 def test_busy_workers_die_with_their_parent(tmp_path, sig):
     script = tmp_path / 'child.py'

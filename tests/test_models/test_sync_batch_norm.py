@@ -92,6 +92,7 @@ def _reference_bn(case: Dict[str, Any], dims: int) -> nn.Module:
     return bn
 
 
+@pytest.mark.slow  # two gloo processes
 @pytest.mark.parametrize('name', sorted(LAYER_CASES))
 def test_gloo_matches_bn_on_concatenated_batch(gloo_results, name: str) -> None:
     cases, results = gloo_results
@@ -126,6 +127,7 @@ def test_gloo_matches_bn_on_concatenated_batch(gloo_results, name: str) -> None:
         torch.testing.assert_close(rank['eval_out'], expected_eval, **TOL)
 
 
+@pytest.mark.slow  # two gloo processes
 def test_gloo_ddp_training_step_matches_single_process(gloo_results) -> None:
     """convert_to_sync_bn_any_backend + DDP on 2x4 images == one process with BN on 8 images."""
     cases, results = gloo_results
@@ -145,6 +147,7 @@ def test_gloo_ddp_training_step_matches_single_process(gloo_results) -> None:
     assert '1.weight' in changed and '1.running_var' in changed and '0.weight' in changed
 
 
+@pytest.mark.slow  # two gloo processes
 def test_gloo_one_value_per_channel_raises_on_every_rank(gloo_results) -> None:
     _, results = gloo_results
     for result in results:

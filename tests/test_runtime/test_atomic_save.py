@@ -5,6 +5,7 @@ import subprocess
 import textwrap
 import time
 
+import pytest
 import torch
 from dp_test_utils import PYTHON, TOY_PRETRAIN, python_env
 from mmengine.config import Config
@@ -12,6 +13,7 @@ from mmengine.config import Config
 from direct_pretrain.runtime.atomic_save import find_resumable_checkpoint, is_complete_checkpoint
 
 
+@pytest.mark.slow  # real writer processes, killed
 def test_kill_during_checkpoint_writes_never_leaves_a_partial_file(tmp_path):
     """A child keeps saving ~40 MB checkpoints through mmengine with the backend the
     package's configs select for the checkpoint hook; it is SIGKILLed at staggered

@@ -92,6 +92,7 @@ def _zoo_roi_layers():
     return found
 
 
+@pytest.mark.slow  # builds every zoo model
 def test_grid_covers_every_roi_layer_of_the_configs():
     layers = _zoo_roi_layers()
     assert {name for name, _, _ in layers} >= {'faster-rcnn_r50_fpn_syncbn_8xb8-direct-pretrain-448-p1x_coco.py',

@@ -20,6 +20,7 @@ def configs(tmp_path_factory, tiny_coco_root):
     return write_tiny_stage_configs(str(tmp_path_factory.mktemp('cfg')), tiny_coco_root)
 
 
+@pytest.mark.slow  # runs the tool
 def test_tool_ends_on_a_repeat_dataset_and_writes_both_stage_grids(configs, tmp_path):
     pre_cfg, ft_cfg = configs
     assert Config.fromfile(pre_cfg).train_dataloader.dataset.type == 'RepeatDataset'

@@ -13,6 +13,8 @@ import venv
 import pytest
 from dp_test_utils import REPO_ROOT, python_env
 
+pytestmark = pytest.mark.slow  # builds and installs the package
+
 SNIPPET = ("_base_ = 'direct_pretrain::toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py'\n"
            "custom_imports = dict(imports=['direct_pretrain'], allow_failed_imports=False)\n"
            'model = dict(roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))\n')

@@ -19,6 +19,8 @@ import pytest
 from dp_test_utils import write_tiny_stage_configs
 from forked_cli import ToolRun, run_tools
 
+pytestmark = pytest.mark.slow  # tool runs
+
 #: the user's categories: non-contiguous ids, a space, non-ASCII, listed in id order
 CATEGORIES = [(3, 'solder joint'), (7, 'scratch'), (11, 'Lötstelle'), (20, 'pad')]
 FILE_ORDER = tuple(name for _, name in CATEGORIES)

@@ -12,6 +12,8 @@ from dp_test_utils import REPO_ROOT, TOY_PRETRAIN, python_env, write_tiny_stage_
 from direct_pretrain.cli.train import build_config, parse_args
 from direct_pretrain.errors import ConfigInputError
 
+pytestmark = pytest.mark.slow  # dist_train.sh / dist_test.sh processes
+
 
 @pytest.fixture(scope='module')
 def configs(tmp_path_factory, tiny_coco_root):

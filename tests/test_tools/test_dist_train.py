@@ -15,6 +15,8 @@ import torch
 from dp_test_utils import python_env, write_tiny_stage_configs
 from loss_injection_utils import write_injected_config
 
+pytestmark = pytest.mark.slow  # torchrun jobs of real processes
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -11,6 +11,8 @@ import subprocess
 import pytest
 from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env
 
+pytestmark = pytest.mark.slow  # the inference tool on a full toy detector
+
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):

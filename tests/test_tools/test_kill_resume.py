@@ -7,9 +7,12 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
 from forked_cli import Pending, ToolRun, run_tools
+
+pytestmark = pytest.mark.slow  # trains three times, one run killed
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, tiny_coco_root):

@@ -16,11 +16,14 @@ import re
 import shlex
 import tempfile
 
+import pytest
 import torch
 from forked_cli import PYTHON, ToolRun, run_tools
 from loss_injection_utils import write_injected_config
 
 from direct_pretrain.runtime.safe_load import safe_torch_load
+
+pytestmark = pytest.mark.slow  # trainings
 
 
 def test_nan_and_spike_stop_the_run_and_the_printed_command_resumes_it(tmp_path, tiny_coco_root):

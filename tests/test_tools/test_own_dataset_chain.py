@@ -17,6 +17,8 @@ from own_dataset_utils import CATEGORIES, KEYPOINT_NAMES, write_own_dataset
 from mmdet.registry import DATASETS, MODELS
 from direct_pretrain.config.own_dataset import ARCHITECTURES
 
+pytestmark = pytest.mark.slow  # chains and every architecture's configs
+
 NAMES = tuple(c['name'] for c in CATEGORIES)
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 

@@ -16,6 +16,7 @@ import time
 import uuid
 
 import psutil
+import pytest
 from forked_cli import PYTHON, python_env
 
 STALLING_DATASET = '''
@@ -26,6 +27,8 @@ from torch.utils.data import get_worker_info
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
+
+pytestmark = pytest.mark.slow  # real processes
 
 
 @DATASETS.register_module()
