@@ -19,6 +19,8 @@ import psutil
 import pytest
 from forked_cli import PYTHON, python_env
 
+pytestmark = pytest.mark.slow  # real processes
+
 STALLING_DATASET = '''
 import os
 import time
@@ -27,8 +29,6 @@ from torch.utils.data import get_worker_info
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
-
-pytestmark = pytest.mark.slow  # real processes
 
 
 @DATASETS.register_module()
