@@ -9,7 +9,8 @@ from forked_cli import close_servers
 from shared_runs import BUILDERS, SharedRun, copy_toy_chain, make_toy_set, toy_chain_paths
 
 # fixture -> the shared run it reads (tests using one are marked slow: the run trains)
-SHARED_RUN_FIXTURES = {'toy_chain': 'toy_chain', 'toy_chain_copy': 'toy_chain', 'tiny_trained_stage': 'trained_stage'}
+SHARED_RUN_FIXTURES = {'toy_chain': 'toy_chain', 'toy_chain_copy': 'toy_chain', 'tiny_trained_stage': 'trained_stage',
+                       'installed_wheel': 'installed_wheel', 'package_wheel': 'installed_wheel'}
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
@@ -80,6 +81,20 @@ def tiny_trained_stage(shared_runs) -> dict:
     config and what the terminal showed."""
     run = shared_runs['trained_stage']
     return dict(run.result(), work_dir=os.path.join(run.folder, 'work'))
+
+
+@pytest.fixture(scope='session')
+def installed_wheel(shared_runs) -> dict:
+    """The package built as a wheel (from a copy of the checkout) and installed with ``--no-deps`` in
+    a fresh virtual environment that sees the project's stack but not the checkout, read-only:
+    ``wheel``, ``python``, ``bindir`` (console scripts), ``site`` (its site-packages)."""
+    return shared_runs['installed_wheel'].result()
+
+
+@pytest.fixture(scope='session')
+def package_wheel(installed_wheel) -> str:
+    """The path of the package's wheel (built once per session, read-only)."""
+    return installed_wheel['wheel']
 
 
 @pytest.fixture(scope='session')

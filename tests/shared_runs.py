@@ -1,7 +1,7 @@
-"""Trained runs that many tests read: built once per session, shared by every xdist worker.
+"""Runs that many tests read: built once per session, shared by every xdist worker.
 
 Why: the toy chain (pretrain -> finetune -> test through ``dp-chain``) is the costliest thing
-the suite makes, and half a dozen files assert on it. Here each run is built by whichever
+the suite makes, and half a dozen files assert on it; the installed wheel is read by two. Here each run is built by whichever
 worker gets its file lock first, in a job forked from the tool server (``forked_cli.py``),
 started in the background when the session begins; the other worker waits on the lock and
 reads the result. A run lives in ``<session tmp>/shared/<name>/``, ``done.json`` (or
@@ -19,8 +19,11 @@ import json
 import os
 import os.path as osp
 import shutil
+import subprocess
 import sys
+import sysconfig
 import traceback
+import venv
 from typing import Callable, Dict, Optional
 
 from forked_cli import Pending, ToolRun, python_env, run_tools, stage_command
@@ -67,7 +70,52 @@ def _build_trained_stage(folder: str) -> dict:
     return dict(config=pre_cfg, terminal=terminal.getvalue(), seconds=seconds)
 
 
-BUILDERS: Dict[str, Callable[[str], dict]] = {'toy_chain': _build_toy_chain, 'trained_stage': _build_trained_stage}
+def _run(cmd, cwd) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=python_env(), capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc.stdout
+
+
+def _copy_of_the_checkout(dest: str) -> str:
+    """The files git would commit (tracked, or new and not ignored), links kept as links."""
+    from dp_test_utils import REPO_ROOT
+    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO_ROOT,
+                           capture_output=True, check=True).stdout.decode().split('\0')
+    for name in filter(None, files):
+        source, target = osp.join(REPO_ROOT, name), osp.join(dest, name)
+        if not osp.lexists(source):  # deleted in the working tree
+            continue
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        if osp.islink(source):
+            os.symlink(os.readlink(source), target)
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
+def _build_installed_wheel(folder: str) -> dict:
+    """The package as a user installs it: a wheel built from a copy of the checkout's files
+    (nothing is written into the checkout), installed with ``--no-deps`` into a fresh virtual
+    environment that sees the project's stack (torch, mmcv, mmdet, ...) through a ``.pth`` path
+    entry but not the checkout (the editable install's ``.pth`` files there are not run)."""
+    source = _copy_of_the_checkout(osp.join(folder, 'source'))
+    wheels = osp.join(folder, 'dist')
+    _run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', wheels, source],
+         folder)
+    (wheel, ) = [osp.join(wheels, n) for n in os.listdir(wheels) if n.startswith('direct_pretrain-')]
+    env_dir = osp.join(folder, 'venv')
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = osp.join(env_dir, 'bin', 'python')
+    site = _run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], folder).strip()
+    with open(osp.join(site, 'stack.pth'), 'w') as f:
+        f.write(sysconfig.get_paths()['purelib'] + '\n')
+    _run([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', '-q', wheel], folder)
+    return dict(wheel=wheel, python=python, bindir=osp.join(env_dir, 'bin'), site=site)
+
+
+BUILDERS: Dict[str, Callable[[str], dict]] = {'toy_chain': _build_toy_chain, 'trained_stage': _build_trained_stage,
+                                              'installed_wheel': _build_installed_wheel}
 
 
 def build(name: str, folder: str) -> int:
@@ -92,6 +140,8 @@ def build(name: str, folder: str) -> int:
 def _listing(folder: str) -> Dict[str, tuple]:
     found = {}
     for parent, _, files in os.walk(folder):
+        if '__pycache__' in parent:  # bytecode an interpreter of the run caches: not the run's content
+            continue
         for name in files:
             path = osp.join(parent, name)
             stat = os.stat(path)

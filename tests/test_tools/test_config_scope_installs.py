@@ -42,12 +42,9 @@ def test_editable_checkout(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def wheel(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp('scope_wheel')
-    _run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(out), REPO_ROOT],
-         out)
-    (path, ) = out.glob('direct_pretrain-*.whl')
-    return str(path)
+def wheel(package_wheel) -> str:
+    """The session's wheel (conftest: built once from a copy of the checkout, read-only)."""
+    return package_wheel
 
 
 def test_wheel_in_a_fresh_environment(wheel, tmp_path):

@@ -1,20 +1,16 @@
 """The package as a user installs it: a wheel, non-editable, used from outside the checkout.
 
-The wheel is built from a copy of this checkout's files (nothing is written into the checkout)
-and installed with ``--no-deps`` into a fresh virtual environment that sees the project's stack
-(torch, mmcv, mmdet, ...) through a ``.pth`` path entry but not the checkout. Then, as real
-processes from a temporary directory: one interpreter imports the installed package and reads
-another project's config that inherits ``direct_pretrain::...``; the installed ``dp-chain`` runs
-the toy chain (one iteration per stage) on configs that inherit ``direct_pretrain::toy/...``.
+The wheel (``installed_wheel``, built once per session: from a copy of this checkout's files,
+installed with ``--no-deps`` into a fresh virtual environment that sees the project's stack but
+not the checkout) is used by real processes started in a temporary directory: one interpreter
+imports the installed package and reads another project's config that inherits
+``direct_pretrain::...``; the installed ``dp-chain`` runs the toy chain (one iteration per
+stage) on configs that inherit ``direct_pretrain::toy/...``.
 """
 import json
 import os
 import os.path as osp
-import shutil
 import subprocess
-import sys
-import sysconfig
-import venv
 
 import pytest
 
@@ -29,42 +25,6 @@ def run(cmd, cwd, env=None, timeout=600):
     proc = subprocess.run(cmd, cwd=cwd, env=env or python_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f'{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
     return proc
-
-
-def copy_of_the_checkout(dest: str) -> str:
-    """The files git would commit (tracked, or new and not ignored), links kept as links."""
-    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO_ROOT,
-                           capture_output=True, check=True).stdout.decode().split('\0')
-    for name in filter(None, files):
-        source, target = osp.join(REPO_ROOT, name), osp.join(dest, name)
-        if not osp.lexists(source):  # deleted in the working tree
-            continue
-        os.makedirs(osp.dirname(target), exist_ok=True)
-        if osp.islink(source):
-            os.symlink(os.readlink(source), target)
-        else:
-            shutil.copy2(source, target)
-    return dest
-
-
-@pytest.fixture(scope='module')
-def installed(tmp_path_factory):
-    """(python of the fresh venv, its bin dir): the wheel installed there, nothing else."""
-    tmp = tmp_path_factory.mktemp('wheel')
-    source = copy_of_the_checkout(str(tmp / 'source'))
-    wheels = tmp / 'dist'
-    run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(wheels), source],
-        cwd=str(tmp))
-    (wheel, ) = list(wheels.glob('direct_pretrain-*.whl'))
-    env_dir = tmp / 'venv'
-    venv.EnvBuilder(with_pip=False).create(str(env_dir))
-    python = str(env_dir / 'bin' / 'python')
-    site = run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], cwd=str(tmp)).stdout
-    # The project's stack, as a plain path: .pth files there (the editable checkout) are not run.
-    with open(osp.join(site.strip(), 'stack.pth'), 'w') as f:
-        f.write(sysconfig.get_paths()['purelib'] + '\n')
-    run([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', '-q', str(wheel)], cwd=str(tmp))
-    return python, str(env_dir / 'bin')
 
 
 _FACTS = '''
@@ -86,10 +46,10 @@ print(json.dumps(facts))
 
 
 @pytest.fixture(scope='module')
-def facts(installed, tmp_path_factory) -> dict:
+def facts(installed_wheel, tmp_path_factory) -> dict:
     """What one interpreter of the venv, started in another project's folder, finds: first right
     after ``import direct_pretrain``, then reading that project's config."""
-    python, _ = installed
+    python = installed_wheel['python']
     project = tmp_path_factory.mktemp('my_project')
     (project / 'mine.py').write_text(
         "_base_ = 'direct_pretrain::direct_pretraining/faster-rcnn_r50_fpn_8xb2-direct-finetune-p1x-1x_coco.py'\n"
@@ -109,9 +69,9 @@ def test_installed_configs_resolve_by_scope(facts):
     assert '/venv/' in facts['configs_dir'] and osp.isfile(osp.join(facts['configs_dir'], 'toy', TOY_PRETRAIN))
 
 
-def test_toy_chain_runs_from_outside_the_checkout(installed, tmp_path):
+def test_toy_chain_runs_from_outside_the_checkout(installed_wheel, tmp_path):
     from direct_pretrain.datasets import ToyCocoSpec, generate_toy_coco
-    python, bindir = installed
+    python, bindir = installed_wheel['python'], installed_wheel['bindir']
     data = str(tmp_path / 'data')  # one batch: one iteration per stage
     generate_toy_coco(data, ToyCocoSpec(num_train=2, num_val=1, min_long_side=160, max_long_side=192, seed=1))
     pre_cfg, ft_cfg = write_tiny_stage_configs(str(tmp_path / 'my_project'), data, scoped=True)
