@@ -15,20 +15,9 @@ pytestmark = pytest.mark.slow  # the inference tool on a full toy detector
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    import torch
-    from mmengine.config import Config
-
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    import direct_pretrain  # noqa: F401
-    register_all_modules()
-    cfg = Config.fromfile(TOY_FINETUNE)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('infer_ckpt') / 'toy_random.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': dict(cfg.metainfo)}}, path)
-    return path
+def checkpoint(toy_model_checkpoint):
+    """The toy finetune model at random init (seed 0), class names in its meta (conftest)."""
+    return toy_model_checkpoint
 
 
 @pytest.fixture()
