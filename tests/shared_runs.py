@@ -126,7 +126,8 @@ def build(name: str, folder: str) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if osp.exists(osp.join(folder, 'done.json')) or osp.exists(osp.join(folder, 'failed.json')):
             return 0
-        os.makedirs(folder, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # what a build killed midway (its worker ended) left
+        os.makedirs(folder)
         try:
             result, marker = BUILDERS[name](folder), 'done.json'
         except BaseException:  # noqa: B902  (the other worker must learn why, not build again)
