@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 from direct_pretrain.cli.test import build_config as build_test_config, parse_args as parse_test_args
 from direct_pretrain.cli.train import build_config as build_train_config, parse_args as parse_train_args
+from direct_pretrain.config.paths import final_checkpoint_name
 from direct_pretrain.errors import ConfigInputError
 
 
@@ -37,15 +38,17 @@ def test_missing_dataset_paths(configs, tmp_path, override, message):
     assert not (tmp_path / 'wd').exists()
 
 
-def test_missing_load_from_names_the_pretrain_command(tmp_path, monkeypatch):
-    """The shipped toy finetune config before its pretrain ran (cwd without work_dirs)."""
-    monkeypatch.chdir(tmp_path)
+def test_missing_load_from_names_the_pretrain_command(tmp_path):
+    """The shipped toy finetune config before its pretrain ran (the test's folder has no work_dirs):
+    the error names where the pretrain run writes its last checkpoint and the command that runs it."""
     args = parse_train_args([TOY_FINETUNE])
     with pytest.raises(ConfigInputError) as info:
         build_train_config(args)
     text = str(info.value)
-    assert 'work_dirs/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy/epoch_4.pth' in text
-    assert './dist_train.sh configs/toy/mask-rcnn_r18_fpn_1xb8-direct-pretrain-192_toy.py' in text
+    pretrain_name = osp.basename(TOY_PRETRAIN)
+    written = f'work_dirs/{osp.splitext(pretrain_name)[0]}/{final_checkpoint_name(Config.fromfile(TOY_PRETRAIN))}'
+    assert written in text
+    assert f'./dist_train.sh configs/toy/{pretrain_name}' in text
     assert not (tmp_path / 'work_dirs').exists()
 
 
