@@ -24,7 +24,8 @@ start a real one instead.
 Usage: ``run_tools([ToolRun('train', [...], cwd), ...])``; ``run_tool('test', *args, cwd=...)``
 raises with the output's tail when the tool fails; ``Pending(runs)`` starts runs and gives their
 PIDs and output files before ``.wait()`` (to signal one); ``stage_command(module)`` is the
-launcher command for code that takes a command line (``chain.terminal.run_stage``).
+launcher command for code that takes a command line (``chain.terminal.run_stage``);
+``forked_python(folder)`` an interpreter path for shell launchers (``PYTHON=... dist_train.sh``).
 """
 import json
 import os
