@@ -1,10 +1,10 @@
 """Runs that many tests read: built once per session, shared by every xdist worker.
 
 Why: the toy chain (pretrain -> finetune -> test through ``dp-chain``) is the costliest thing
-the suite makes, and half a dozen files assert on it; the installed wheel is read by two. Here each run is built by whichever
-worker gets its file lock first, in a job forked from the tool server (``forked_cli.py``),
-started in the background when the session begins; the other worker waits on the lock and
-reads the result. A run lives in ``<session tmp>/shared/<name>/``, ``done.json`` (or
+the suite makes, and half a dozen files assert on it; two files use the installed wheel. Here
+each run is built by whichever worker gets its file lock first, in a job forked from the tool
+server (``forked_cli.py``), started in the background when the session begins; the other
+worker waits on the lock and reads the result. A run lives in ``<session tmp>/shared/<name>/``, ``done.json`` (or
 ``failed.json``) saying how it went.
 
 The runs are read-only: a test that changes one works on a copy (the ``toy_chain_copy``

@@ -319,8 +319,8 @@ def test_bad_images_met_in_training_are_skipped_reported_and_limited(tmp_path, t
     one_epoch = ['--cfg-options', 'train_cfg.max_epochs=1']
     runs = run_tools([
         ToolRun('train', [pre, '--work-dir', tolerant, *one_epoch], case),  # default: quick check, limit 10
-        ToolRun('train', [pre, '--work-dir', limited, '--check-images', 'off', '--cfg-options', 'train_cfg.max_epochs=1',
-                          'dataset_check.max_bad_images=1'], case),
+        ToolRun('train', [pre, '--work-dir', limited, '--check-images', 'off', '--cfg-options',
+                          'train_cfg.max_epochs=1', 'dataset_check.max_bad_images=1'], case),
     ])
     ok, stopped = runs
     assert ok.returncode == 0, ok.stderr[-3000:]

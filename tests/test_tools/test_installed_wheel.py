@@ -31,11 +31,11 @@ _FACTS = '''
 import json, sys
 import direct_pretrain
 import mmengine.fileio.backends as backends
+not_at_import = ('direct_pretrain.chain', 'direct_pretrain.report', 'direct_pretrain.cli',
+                 'direct_pretrain.analysis_tools.pipeline_browser')
 facts = dict(file=direct_pretrain.__file__, local=backends.backends['local'].__name__,
              atomic=backends.backends['atomic_local'].__name__,
-             loaded=sorted(m for m in sys.modules if m.startswith(('direct_pretrain.chain', 'direct_pretrain.report',
-                                                                    'direct_pretrain.cli',
-                                                                    'direct_pretrain.analysis_tools.pipeline_browser'))))
+             loaded=sorted(m for m in sys.modules if m.startswith(not_at_import)))
 from mmengine.config import Config
 from direct_pretrain.config import installed_configs_dir
 cfg = Config.fromfile('mine.py')
