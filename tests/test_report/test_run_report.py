@@ -129,6 +129,7 @@ def test_tensorboard_flag_writes_event_files(chain):
         assert [e.step for e in accumulator.Scalars('loss')] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow  # runs the report tool as a process
 def test_report_on_an_empty_work_dir_says_what_is_missing(tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()
