@@ -3,15 +3,10 @@
 Generated once per session (about 0.5 s, 100-180 MB in a temp dir) in Detectron's own
 format: the ImageNet file flat, the model-zoo file nested with momentum and cfg.
 """
-import os.path as osp
-import sys
 from typing import Dict
 
 import numpy as np
 import pytest
-
-# The forked tool runner (one pre-imported interpreter for every tool run) lives with the tool tests.
-sys.path.append(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_tools'))
 
 from detectron_fixtures import detectron_shapes, dump_py2_pickle, materialize, write_detectron_pkl
 
