@@ -177,6 +177,14 @@ def _preload(kind: str) -> None:
             importlib.import_module(name)
 
 
+def _take_pythonpath(pythonpath: str) -> None:
+    """The run's ``PYTHONPATH`` entries that the server's interpreter did not start with go where
+    an interpreter puts them: after the script's folder, before the installed packages."""
+    started_with = set(os.environ.get('PYTHONPATH', '').split(os.pathsep))
+    new = [os.path.abspath(entry) for entry in pythonpath.split(os.pathsep) if entry and entry not in started_with]
+    sys.path[1:1] = [entry for entry in new if entry not in sys.path]
+
+
 def _run_child(request: dict, fds: List[int], kind: str, server_sock: str) -> None:
     """In the forked child: become the requested process and run the tool; never returns."""
     import atexit
@@ -193,6 +201,7 @@ def _run_child(request: dict, fds: List[int], kind: str, server_sock: str) -> No
         for fd in fds:
             os.close(fd)
         os.chdir(request['cwd'])
+        _take_pythonpath(request['env'].get('PYTHONPATH', ''))
         os.environ.clear()
         os.environ.update(request['env'])
         os.environ[SERVER_ENV.format(kind.upper())] = server_sock

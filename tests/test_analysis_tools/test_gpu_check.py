@@ -8,10 +8,10 @@ import json
 import math
 import os
 import os.path as osp
-import subprocess
 
 import pytest
-from dp_test_utils import PYTHON, REPO_ROOT, TOOLS, python_env
+from dp_test_utils import REPO_ROOT, TOOLS
+from forked_cli import run_tool
 from mmengine.config import Config
 
 from direct_pretrain.analysis_tools import gpu_check
@@ -26,8 +26,7 @@ TOOL = osp.join(TOOLS, 'gpu_check.py')
 
 
 def _run(args, cwd):
-    return subprocess.run([PYTHON, TOOL, *args], cwd=cwd, env=python_env(), capture_output=True, text=True,
-                          timeout=240)
+    return run_tool(TOOL, *args, cwd=cwd, check=False)
 
 
 @pytest.fixture(scope='module')

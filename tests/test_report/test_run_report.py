@@ -5,18 +5,11 @@ import glob
 import json
 import os.path as osp
 import re
-import subprocess
 
 import numpy as np
 import pytest
-from dp_test_utils import PYTHON, TOOLS, has_row, python_env
-
-
-def run_tool(*args: str, cwd: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([PYTHON, *args], cwd=cwd, env=python_env(), capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
-    return proc
+from dp_test_utils import TOOLS, has_row
+from forked_cli import run_tool
 
 
 def load_tool(name: str):

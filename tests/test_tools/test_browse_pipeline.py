@@ -2,12 +2,12 @@
 window and the padding drawn where the pipeline put them."""
 import importlib.util
 import os.path as osp
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
-from dp_test_utils import PYTHON, TOOLS, python_env, write_tiny_stage_configs
+from dp_test_utils import TOOLS, write_tiny_stage_configs
+from forked_cli import run_tool
 from mmengine.config import Config
 
 from direct_pretrain.analysis_tools.pipeline_browser import (GAP, LABEL_H, PAD_ALPHA, PIPELINE_PAD_RGB, TITLE_H,
@@ -25,9 +25,8 @@ def test_tool_ends_on_a_repeat_dataset_and_writes_both_stage_grids(configs, tmp_
     pre_cfg, ft_cfg = configs
     assert Config.fromfile(pre_cfg).train_dataloader.dataset.type == 'RepeatDataset'
     out = tmp_path / 'grids'
-    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'browse_pipeline.py'), ft_cfg, '--out', str(out), '-n', '3',
-                           '--cell', '160'], cwd=tmp_path, env=python_env(), capture_output=True, text=True,
-                          timeout=120)
+    proc = run_tool(osp.join(TOOLS, 'browse_pipeline.py'), ft_cfg, '--out', str(out), '-n', '3', '--cell', '160',
+                    cwd=str(tmp_path), check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for stage in ('pretrain', 'finetune'):
         image = cv2.imread(str(out / f'{stage}.png'))

@@ -2,12 +2,14 @@
 torchrun starts any worker, so the job ends with one error: line, exit code 2, no
 traceback, no torchrun report and no work dir; --data-root, the load_from message, the
 --cfg-options value types and the batch-size warning as a user meets them; --check-only checks
-once and starts no worker."""
+once and starts no worker. The scripts' interpreter is forked from the session's pre-imported
+tool server (``PYTHON``): the shell scripts are what is tested here."""
 import os.path as osp
 import subprocess
 
 import pytest
 from dp_test_utils import REPO_ROOT, TOY_PRETRAIN, python_env, write_tiny_stage_configs
+from forked_cli import forked_python
 
 from direct_pretrain.cli.train import build_config, parse_args
 from direct_pretrain.errors import ConfigInputError
@@ -21,7 +23,8 @@ def configs(tmp_path_factory, tiny_coco_root):
 
 
 def launch(script: str, *args: str, cwd, env_extra=None) -> subprocess.CompletedProcess:
-    env = dict(python_env(), PORT='29531', **(env_extra or {}))
+    python = forked_python(str(cwd / 'bin'))
+    env = python_env(PORT='29531', PYTHON=python, PYTHON_EXEC=python, **(env_extra or {}))
     return subprocess.run([osp.join(REPO_ROOT, script), *args], cwd=str(cwd), env=env, capture_output=True,
                           text=True, timeout=300)
 

@@ -1,5 +1,9 @@
 """``./dist_train.sh CFG 2`` without CUDA: two real processes on gloo, a dying rank, and a rank
-whose loss turns NaN (one ``error:`` line, exit code 3, the restart command is the dist command)."""
+whose loss turns NaN (one ``error:`` line, exit code 3, the restart command is the dist command).
+
+The shell scripts, torchrun (``tools/dist_run.py``) and its two ranks are each their own process,
+as a user's; their interpreter (``PYTHON`` for the scripts, ``PYTHON_EXEC`` for torchrun's ranks)
+is forked from the session's pre-imported tool server, so no process pays the imports again."""
 import json
 import os
 import os.path as osp
@@ -13,6 +17,7 @@ import time
 import pytest
 import torch
 from dp_test_utils import python_env, write_tiny_stage_configs
+from forked_cli import forked_python
 from loss_injection_utils import write_injected_config
 
 pytestmark = pytest.mark.slow  # torchrun jobs of real processes
@@ -24,9 +29,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_env(folder, **extra) -> dict:
+    """A launcher's environment: a free port, and the scripts' and torchrun ranks' interpreter
+    forked from the tool server."""
+    python = forked_python(str(folder))
+    return python_env(PORT=str(free_port()), PYTHON=python, PYTHON_EXEC=python, **extra)
+
+
 def dist_train(repo_root, cfg, work_dir, cwd, extra_pythonpath=None, *extra):
-    env = python_env()
-    env['PORT'] = str(free_port())
+    env = launch_env(cwd / 'bin')
     if extra_pythonpath:
         env['PYTHONPATH'] = os.pathsep.join(filter(None, [extra_pythonpath, env.get('PYTHONPATH')]))
     return subprocess.run([osp.join(repo_root, 'dist_train.sh'), cfg, '2', '--work-dir', str(work_dir), *extra],
@@ -50,8 +61,7 @@ def test_dist_train_two_processes_on_gloo(tmp_path, tiny_coco_root, repo_root):
     # ./dist_test.sh on the same two processes evaluates the checkpoint; rank 0 writes the
     # metrics into the work dir (here the training's, as with the default work dirs), where
     # the run report finds them
-    env = python_env()
-    env['PORT'] = str(free_port())
+    env = launch_env(tmp_path / 'bin')
     proc = subprocess.run([osp.join(repo_root, 'dist_test.sh'), pre_cfg, str(work_dir / 'epoch_1.pth'), '2',
                            '--eval', 'bbox', '--work-dir', str(work_dir)],
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
@@ -108,11 +118,11 @@ def test_nan_on_one_rank_ends_the_job_with_one_error_line_and_exit_3(tmp_path, t
     cfg = write_injected_config(str(tmp_path), tiny_coco_root, 1, "dict(type='NaNLossMaskRCNN', nan_at=1, ranks=[1])",
                                 'nan')
     work_dir = str(tmp_path / 'work')
-    port = str(free_port())
+    env = launch_env(tmp_path / 'bin')
+    port = env['PORT']
     script = osp.join(repo_root, 'dist_train.sh')
     proc = subprocess.run([script, cfg, '2', '--work-dir', work_dir, '--cfg-options', 'train_dataloader.batch_size=2'],
-                          cwd=str(tmp_path), env=dict(python_env(), PORT=port), capture_output=True, text=True,
-                          timeout=600)
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 3, out[-5000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]

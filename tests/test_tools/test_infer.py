@@ -6,10 +6,10 @@ keeps every detection so masks are present)."""
 import json
 import os.path as osp
 import shutil
-import subprocess
 
 import pytest
-from dp_test_utils import PYTHON, TOOLS, TOY_FINETUNE, python_env
+from dp_test_utils import TOOLS, TOY_FINETUNE
+from forked_cli import run_tool
 
 pytestmark = pytest.mark.slow  # the inference tool on a full toy detector
 
@@ -35,9 +35,8 @@ def image_dir(tmp_path, tiny_coco_root):
 def test_infer_draws_each_image_and_writes_one_json(checkpoint, image_dir, tmp_path):
     from pycocotools import mask as mask_utils
     out = tmp_path / 'out'
-    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'infer.py'), TOY_FINETUNE, checkpoint, str(image_dir), '--out-dir',
-                           str(out), '--score-thr', '0.0', '--device', 'cpu'], env=python_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc = run_tool(osp.join(TOOLS, 'infer.py'), TOY_FINETUNE, checkpoint, str(image_dir), '--out-dir', str(out),
+                    '--score-thr', '0.0', '--device', 'cpu', cwd=str(tmp_path), check=False)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert f'skipping {image_dir / "notes.txt"}: not an image' in log
@@ -91,9 +90,8 @@ def test_missing_inputs_are_clear_errors(checkpoint, image_dir, tmp_path, which,
 
 
 def test_missing_image_dir_exits_non_zero(checkpoint, tmp_path):
-    proc = subprocess.run([PYTHON, osp.join(TOOLS, 'infer.py'), TOY_FINETUNE, checkpoint, str(tmp_path / 'none'),
-                           '--out-dir', str(tmp_path / 'out')], env=python_env(), capture_output=True, text=True,
-                          timeout=300)
+    proc = run_tool(osp.join(TOOLS, 'infer.py'), TOY_FINETUNE, checkpoint, str(tmp_path / 'none'), '--out-dir',
+                    str(tmp_path / 'out'), cwd=str(tmp_path), check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith('error: image folder') and 'Traceback' not in proc.stderr
 
