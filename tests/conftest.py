@@ -5,8 +5,10 @@ import os
 import pytest
 
 from dp_test_utils import REPO_ROOT
-from forked_cli import close_servers
+from forked_cli import close_servers, index_external_configs_once
 from shared_runs import BUILDERS, SharedRun, copy_toy_chain, make_toy_set, toy_chain_paths
+
+index_external_configs_once()  # the suite loads zoo configs thousands of times (forked_cli.py)
 
 # fixture -> the shared run it reads (tests using one are marked slow: the run trains)
 SHARED_RUN_FIXTURES = {'toy_chain': 'toy_chain', 'toy_chain_copy': 'toy_chain', 'tiny_trained_stage': 'trained_stage',
