@@ -1,5 +1,6 @@
 """Session fixtures shared by every test folder (helpers live in dp_test_utils.py, the tool
 server in forked_cli.py, the shared trained runs in shared_runs.py)."""
+import gc
 import os
 
 import pytest
@@ -13,6 +14,14 @@ index_external_configs_once()  # the suite loads zoo configs thousands of times 
 # fixture -> the shared run it reads (tests using one are marked slow: the run trains)
 SHARED_RUN_FIXTURES = {'toy_chain': 'toy_chain', 'toy_chain_copy': 'toy_chain', 'tiny_trained_stage': 'trained_stage',
                        'installed_wheel': 'installed_wheel', 'package_wheel': 'installed_wheel'}
+
+
+def pytest_collection_finish(session):
+    """What importing and collecting left in memory (torch, mmdet, every test module: millions of
+    objects) is moved out of the garbage collector's reach: mmengine runs a full ``gc.collect()``
+    per dataset it builds, 0.2 s each here, 5 ms after. What tests create is collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker

@@ -207,6 +207,9 @@ def _preload(kind: str) -> None:
                 importlib.import_module(f'{package.__name__}.{info.name}')
         else:
             importlib.import_module(name)
+    import gc
+    gc.collect()
+    gc.freeze()  # what was imported stays: every forked run's full collections skip it (conftest.py)
 
 
 def _take_pythonpath(pythonpath: str) -> None:
