@@ -442,6 +442,26 @@ def close_servers() -> None:
         _SERVERS.popitem()[1].close()
 
 
+def group_survivors(pgid: int, grace: float = 5.0) -> list:
+    """Processes of the process group ``pgid`` (a forked run's PID) still alive - zombies count as
+    dead - after ``grace`` seconds: its dataloader workers and a chain's stages with theirs, also
+    once re-parented to init. Found by group, not by environment: a forked run's
+    ``/proc/PID/environ`` is the server's."""
+    import psutil
+    deadline = time.time() + grace
+    while True:
+        alive = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except (OSError, psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
 class Pending:
     """Runs handed to a server, to be waited for (:meth:`wait`). Meanwhile each run's ``pid``
     (also its process group) and ``stdout_path`` / ``stderr_path`` let a test watch it and

@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from dp_test_utils import write_tiny_stage_configs
-from forked_cli import Pending, ToolRun, run_tools
+from forked_cli import Pending, ToolRun, group_survivors, run_tools
 
 TIMESTAMP_DIR = re.compile(r'^\d{8}_\d{6}$')
 
@@ -195,24 +195,6 @@ class _Watched:
         self.wait()
 
 
-def _survivors(pgid, grace=5.0):
-    """Processes of the process group ``pgid`` still alive (zombies count as dead) after
-    ``grace`` seconds: workers started after any snapshot and orphans re-parented to init
-    are found too."""
-    deadline = time.time() + grace
-    while True:
-        alive = []
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-            except (OSError, psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                pass
-        if not alive or time.time() > deadline:
-            return alive
-        time.sleep(0.1)
-
-
 def _start_training(case, cfg, work_dir, *extra):
     return _Watched('train', [cfg, '--work-dir', work_dir, '--cfg-options', 'train_dataloader.num_workers=2',
                               'train_cfg.max_epochs=50', *extra], case)
@@ -234,7 +216,7 @@ def _kill_and_check_workers(proc, sig):
     assert len(workers) >= 2, workers  # the two dataloader workers of the running epoch
     proc.send_signal(sig)
     assert proc.wait(timeout=60) == -sig
-    survivors = _survivors(proc.pid)
+    survivors = group_survivors(proc.pid)
     for survivor in survivors:  # do not leave them behind even when the test fails
         survivor.kill()
     assert not survivors, [(p.pid, p.status()) for p in survivors]
@@ -303,7 +285,7 @@ def test_chain_holds_its_stage_dirs_and_its_stages_die_with_it(tmp_path, tiny_co
         assert len(descendants) >= 3, descendants  # the stage process and its two workers
         chain.send_signal(signal.SIGTERM)
         assert chain.wait(timeout=60) == -signal.SIGTERM
-        survivors = _survivors(chain.pid)
+        survivors = group_survivors(chain.pid)
         for survivor in survivors:
             survivor.kill()
         assert not survivors, [(p.pid, p.cmdline()[:4]) for p in survivors]
