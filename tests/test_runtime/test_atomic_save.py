@@ -1,23 +1,23 @@
 """Checkpoint writes are atomic, and --resume never picks a partial file."""
 import os
 import signal
-import subprocess
 import textwrap
 import time
 
 import pytest
 import torch
-from dp_test_utils import PYTHON, TOY_PRETRAIN, python_env
+from dp_test_utils import TOY_PRETRAIN
+from forked_cli import Pending, ToolRun
 from mmengine.config import Config
 
 from direct_pretrain.runtime.atomic_save import find_resumable_checkpoint, is_complete_checkpoint
 
 
-@pytest.mark.slow  # real writer processes, killed
+@pytest.mark.slow  # writer processes, killed
 def test_kill_during_checkpoint_writes_never_leaves_a_partial_file(tmp_path):
-    """A child keeps saving ~40 MB checkpoints through mmengine with the backend the
-    package's configs select for the checkpoint hook; it is SIGKILLed at staggered
-    moments. Every file under a final name must load."""
+    """A child (forked from the tool server: its own process) keeps saving ~40 MB checkpoints
+    through mmengine with the backend the package's configs select for the checkpoint hook; it
+    is SIGKILLed at staggered moments. Every file under a final name must load."""
     backend_args = Config.fromfile(TOY_PRETRAIN).default_hooks.checkpoint.backend_args.to_dict()
     script = tmp_path / 'writer.py'
     script.write_text(textwrap.dedent(f'''
@@ -31,14 +31,16 @@ def test_kill_during_checkpoint_writes_never_leaves_a_partial_file(tmp_path):
             print('saved', i, flush=True)
     '''))
     for delay in (0.05, 0.13, 0.29):
-        proc = subprocess.Popen([PYTHON, str(script)], env=python_env(), stdout=subprocess.PIPE, text=True)
-        for line in proc.stdout:  # one complete file (mmengine may log a warning first), then kill mid-write
-            if line.startswith('saved'):
-                break
-        assert line.startswith('saved'), line
+        pending = Pending([ToolRun(str(script), [], str(tmp_path))])
+        writer = pending.runs[0]
+        deadline = time.time() + 120
+        while 'saved' not in open(writer.stdout_path).read():  # one complete file, then kill mid-write
+            assert time.time() < deadline and not pending.finished(), open(writer.stderr_path).read()[-3000:]
+            time.sleep(0.01)
         time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.kill(writer.pid, signal.SIGKILL)
+        pending.wait(timeout=30)
+        assert writer.returncode == -signal.SIGKILL
     finals = [n for n in os.listdir(tmp_path) if n.startswith('epoch_') and n.endswith('.pth')]
     assert finals, os.listdir(tmp_path)
     for name in finals:
