@@ -8,14 +8,13 @@ the same through the train tool with the 5 s the issue allows.
 """
 import os
 import signal
-import subprocess
 import textwrap
 import time
 
 import psutil
 import pytest
 
-from dp_test_utils import PYTHON, python_env
+from forked_cli import Pending, ToolRun
 
 CHILD = '''
 import functools, os, sys, time
@@ -41,22 +40,24 @@ time.sleep(600)
 '''
 
 
-@pytest.mark.slow  # real processes
+@pytest.mark.slow  # a process (forked from the tool server) killed with its workers
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM])
 def test_busy_workers_die_with_their_parent(tmp_path, sig):
     script = tmp_path / 'child.py'
     script.write_text(textwrap.dedent(CHILD))
-    proc = subprocess.Popen([PYTHON, str(script), str(tmp_path)], env=python_env())
+    pending = Pending([ToolRun(str(script), [str(tmp_path)], str(tmp_path))])
+    proc = pending.runs[0]
     try:
         deadline = time.time() + 300
         while len([n for n in os.listdir(tmp_path) if n.startswith(('seed_', 'wrapped_'))]) < 4:
-            assert proc.poll() is None and time.time() < deadline, 'the child never started its 4 workers'
+            assert not pending.finished() and time.time() < deadline, 'the child never started its 4 workers'
             time.sleep(0.1)
         workers = [psutil.Process(int(n.split('_')[1])) for n in os.listdir(tmp_path)
                    if n.startswith(('seed_', 'wrapped_'))]
         assert all(w.ppid() == proc.pid for w in workers)
-        proc.send_signal(sig)
-        assert proc.wait(timeout=60) == -sig
+        os.kill(proc.pid, sig)
+        pending.wait(timeout=60)
+        assert proc.returncode == -sig
         deadline = time.time() + 2.0  # the kernel's signal is immediate; without it they sleep on for minutes
         alive = workers
         while alive and time.time() < deadline:
@@ -66,5 +67,6 @@ def test_busy_workers_die_with_their_parent(tmp_path, sig):
             worker.kill()
         assert not alive, [w.pid for w in alive]
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if not pending.finished():
+            os.killpg(proc.pid, signal.SIGKILL)
+            pending.wait(timeout=60)
