@@ -4,12 +4,11 @@ The reference is independent of the layer under test: ``nn.BatchNorm1d/2d`` in f
 ``torch.cat`` of the per-rank batches, with the per-rank losses summed.
 """
 import os.path as osp
-import subprocess
 from typing import Any, Dict, List, Tuple
 
 import pytest
 import torch
-from dp_test_utils import PYTHON, python_env
+from forked_cli import ToolRun, run_tools
 from mmengine.model import revert_sync_batchnorm as mmengine_revert_sync_batchnorm
 from mmengine.model.utils import _BatchNormXd
 from model_test_utils import single_torch_thread  # noqa: F401 (autouse fixture)
@@ -57,28 +56,18 @@ LAYER_CASES = {
 
 @pytest.fixture(scope='module')
 def gloo_results(tmp_path_factory) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
-    """Run all cases once on two real gloo processes; returns the cases and per-rank results."""
+    """Run all cases once on two gloo processes; returns the cases and per-rank results."""
     tmp = tmp_path_factory.mktemp('sync_bn_gloo')
     gen = torch.Generator().manual_seed(7)
     cases = dict(layer=LAYER_CASES,
                  ddp=dict(seed=11, inputs=[torch.randn(4, 3, 6, 6, generator=gen, dtype=torch.float64) * 2 + 1
                                            for _ in range(WORLD_SIZE)]))
     torch.save(cases, tmp / 'cases.pt')
-    procs = [
-        subprocess.Popen([PYTHON, WORKER, str(rank), str(WORLD_SIZE), str(tmp / 'init'), str(tmp / 'cases.pt'),
-                          str(tmp)], env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for rank in range(WORLD_SIZE)
-    ]
-    logs = []
-    try:
-        for proc in procs:
-            logs.append(proc.communicate(timeout=240)[0])
-    except subprocess.TimeoutExpired:
-        for proc in procs:
-            proc.kill()
-        pytest.fail('gloo SyncBN workers did not finish within 240 s (deadlock in a collective?)')
-    for rank, (proc, log) in enumerate(zip(procs, logs)):
-        assert proc.returncode == 0, f'rank {rank} failed:\n{log}'
+    # each rank its own process, forked from the tool server (the imports paid once)
+    runs = run_tools([ToolRun(WORKER, [str(rank), str(WORLD_SIZE), str(tmp / 'init'), str(tmp / 'cases.pt'), str(tmp)],
+                              str(tmp)) for rank in range(WORLD_SIZE)], timeout=240)
+    for rank, run in enumerate(runs):
+        assert run.returncode == 0, f'rank {rank} failed:\n{run.output[-5000:]}'
     return cases, [torch.load(tmp / f'rank{rank}.pt', weights_only=True) for rank in range(WORLD_SIZE)]
 
 
