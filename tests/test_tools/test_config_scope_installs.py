@@ -3,12 +3,10 @@ kind of install: the checkout's editable one (``pip install -e .``), a wheel in 
 environment, and ``pip install --target DIR``. mmengine resolves ``pkg::name`` under the installed
 package's folder; an editable install's distribution lives in site-packages while the package
 is in the checkout, where it used to fail with ``FileNotFoundError: .../site-packages/
-direct_pretrain/.mim/model-index.yml``. One wheel is built for the two installed cases."""
+direct_pretrain/.mim/model-index.yml``. The session's one wheel serves the two installed cases."""
 import os.path as osp
 import subprocess
 import sys
-import sysconfig
-import venv
 
 import pytest
 from dp_test_utils import REPO_ROOT, python_env
@@ -41,26 +39,15 @@ def test_editable_checkout(tmp_path):
     assert out[1] == 'MaskRCNN 3 RepeatDataset'  # RepeatDataset: the toy pretrain's own setting, inherited
 
 
-@pytest.fixture(scope='module')
-def wheel(package_wheel) -> str:
-    """The session's wheel (conftest: built once from a copy of the checkout, read-only)."""
-    return package_wheel
+def test_wheel_in_a_fresh_environment(installed_wheel, tmp_path):
+    """The session's wheel installed in a fresh virtual environment (conftest: built once from a
+    copy of the checkout, read-only)."""
+    out = _load_snippet(installed_wheel['python'], tmp_path)
+    assert out[0].startswith(installed_wheel['site']) and out[1] == 'MaskRCNN 3 RepeatDataset'
 
 
-def test_wheel_in_a_fresh_environment(wheel, tmp_path):
-    env_dir = tmp_path / 'venv'
-    venv.EnvBuilder(with_pip=False).create(str(env_dir))
-    python = str(env_dir / 'bin' / 'python')
-    site = _run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], tmp_path).stdout.strip()
-    with open(osp.join(site, 'stack.pth'), 'w') as f:  # the project's stack as a plain path (its .pth not run)
-        f.write(sysconfig.get_paths()['purelib'] + '\n')
-    _run([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', '-q', wheel], tmp_path)
-    out = _load_snippet(python, tmp_path)
-    assert out[0].startswith(site) and out[1] == 'MaskRCNN 3 RepeatDataset'
-
-
-def test_pip_install_target(wheel, tmp_path):
+def test_pip_install_target(package_wheel, tmp_path):
     target = tmp_path / 'target'
-    _run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q', '--target', str(target), wheel], tmp_path)
+    _run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q', '--target', str(target), package_wheel], tmp_path)
     out = _load_snippet(sys.executable, tmp_path, python_env(PYTHONPATH=str(target)))
     assert out[0] == str(target / 'direct_pretrain' / '__init__.py') and out[1] == 'MaskRCNN 3 RepeatDataset'
