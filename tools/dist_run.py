@@ -62,8 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         agent_logger.removeFilter(held)
         if code is None:  # success, or a failure torchrun reports: its lines as they were
-            for record in held.records:
-                agent_logger.handle(record)
+            for log_record in held.records:
+                agent_logger.handle(log_record)
     return code or 0
 
 

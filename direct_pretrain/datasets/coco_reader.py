@@ -24,7 +24,7 @@ import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -352,6 +352,17 @@ def _digit_runs(words: np.ndarray) -> np.ndarray:
     return np.where(marks == 0, 8, np.log2(np.maximum(lowest, _U(1)).astype(np.float64)).astype(np.int64) >> 3)
 
 
+def _leading_digits(block: _Block, start: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For number tokens at ``start``: whether each has a minus sign, where its digits begin, and
+    how many digits follow there (0-16: two words)."""
+    negative = block.arr[start] == _MINUS
+    first = start + negative
+    count = _digit_runs(block.words[first])
+    rows = np.flatnonzero(count == 8)
+    count[rows] += _digit_runs(block.words[first[rows] + 8])
+    return negative, first, count
+
+
 _TOKEN_END = re.compile(rb'[^\s,\]}]*')
 
 
@@ -362,11 +373,7 @@ def _decimals(block: _Block, start: np.ndarray,
     of at most ``max_digits`` (<= 18) digits that ends at a delimiter - its value is then
     mantissa / 10**point; False: exponents, NaN, longer numbers, literals, JSON errors)."""
     arr, words = block.arr, block.words
-    negative = arr[start] == _MINUS
-    first = start + negative
-    int_count = _digit_runs(words[first])
-    rows = np.flatnonzero(int_count == 8)
-    int_count[rows] += _digit_runs(words[first[rows] + 8])
+    negative, first, int_count = _leading_digits(block, start)
     after = first + int_count
     has_dot = arr[after] == _DOT
     frac_count = np.zeros_like(int_count)
@@ -451,12 +458,8 @@ def _integers(block: _Block, start: np.ndarray) -> np.ndarray:
     beyond int64) raises :class:`_Fallback` (the ids are then read with ``json``)."""
     if not start.size:
         return np.zeros(0, dtype=np.int64)
-    arr, words = block.arr, block.words
-    negative = arr[start] == _MINUS
-    first = start + negative
-    count = _digit_runs(words[first])
-    rows = np.flatnonzero(count == 8)
-    count[rows] += _digit_runs(words[first[rows] + 8])
+    arr = block.arr
+    negative, first, count = _leading_digits(block, start)
     end = first + count
     tail = arr[end]
     plain = ((tail == _COMMA) | (tail == _RBRACE) | (tail <= 32) | (tail == _RBRACKET)) & (count >= 1) & \
