@@ -48,10 +48,10 @@ from mmcv.utils import collect_env
 from mmengine.config import Config
 
 import mmdet
-from ..chain import (StageProgress, estimate_train_cost, run_test_stage, run_train_stage, test_stage_args, tool_command,
-                     train_stage_args)
+from ..chain import (StageProgress, estimate_train_cost, run_test_stage, run_train_stage, stage_config, test_stage_args,
+                     tool_command, train_stage_args)
 from ..chain.terminal import STAGE_LOG
-from ..config import final_checkpoint_name, iter_leaf_datasets, load_config, resolve_config_path
+from ..config import final_checkpoint_name, iter_leaf_datasets, resolve_config_path
 from ..datasets import generate_toy_coco, toy_coco_is_complete
 from ..errors import ConfigInputError, GpuCheckInputError
 from ..runtime.torchvision_cuda_ops import (CONFIG_KEY as TORCHVISION_CUDA_OPS_KEY, enable_torchvision_cuda_ops,
@@ -305,12 +305,12 @@ def _option_args(options: Dict[str, Any]) -> List[str]:
 
 def _train_stage(name: str, path: str, work_dir: str, stage_options: Dict[str, Any], data_root: str) -> dict:
     """One planned training stage: what :func:`~direct_pretrain.chain.run_train_stage` takes, and
-    the command it starts (the config is loaded as the train tool loads it, to know its output)."""
+    the command it starts (the config as the stage trains it, to know its output)."""
+    extra = ['--data-root', data_root, *_option_args(stage_options)]
     try:
-        cfg = load_config(path, work_dir, stage_options, data_root=data_root)
+        cfg = stage_config(path, extra)
     except ConfigInputError as error:
         raise GpuCheckInputError(str(error)) from error
-    extra = ['--data-root', data_root, *_option_args(stage_options)]
     return dict(stage=name, tool='train', config=path, cfg=cfg, work_dir=work_dir, extra=extra,
                 output=osp.join(work_dir, final_checkpoint_name(cfg)),
                 argv=[*tool_command('train'), *train_stage_args(path, work_dir, extra)])

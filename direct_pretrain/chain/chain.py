@@ -17,6 +17,7 @@ first checked - the stage's own ``dp-train`` arguments with ``--check-only``, wh
 holds the work dirs but before any stage writes into them - so bad input ends the chain with one
 error line and no work dir; ``check_only`` stops there (``dp-chain --dry-run``).
 """
+import argparse
 import json
 import logging
 import os
@@ -27,9 +28,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.fileio import dump
 
+from ..config.accumulation import apply_gradient_accumulation
+from ..config.loading import load_config
 from ..config.paths import default_work_dir, final_checkpoint_name, resolve_config_path
 from ..errors import ConfigInputError, ReportInputError
 from ..report import format_per_class_table, markdown_table, write_report
@@ -154,6 +157,24 @@ def _train_args(config: str, cfg: Config, work_dir: str, extra: Sequence[str]) -
     return args
 
 
+# dp-train's flags that change what a stage trains for how long (and so its final checkpoint's name)
+_LENGTH_FLAGS = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+_LENGTH_FLAGS.add_argument('--cfg-options', nargs='+', action=DictAction)
+_LENGTH_FLAGS.add_argument('--data-root')
+_LENGTH_FLAGS.add_argument('--accumulate', type=int, default=1)
+
+
+def stage_config(config: str, args: Sequence[str]) -> Config:
+    """A training stage's config as ``dp-train CONFIG ARGS`` trains it, as far as its length,
+    its final checkpoint and its test metrics go: ``--cfg-options``, ``--data-root`` and
+    ``--accumulate`` applied (the stage's checks are ``dp-train``'s own)."""
+    flags, _ = _LENGTH_FLAGS.parse_known_args(list(args))
+    cfg = load_config(config, cfg_options=flags.cfg_options, data_root=flags.data_root)
+    if flags.accumulate > 1:
+        apply_gradient_accumulation(cfg, flags.accumulate)
+    return cfg
+
+
 def run_train_stage(name: str, config: str, cfg: Config, work_dir: str, extra: Sequence[str] = (),
                     progress: Optional[StageProgress] = None, verbose: bool = False,
                     launcher: Optional[StageLauncher] = None, env: Optional[Dict[str, str]] = None) -> StageResult:
@@ -268,12 +289,14 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
 
     pre_dir, ft_dir = (default_work_dir(config, work_root or 'work_dirs') for config in (pretrain_config, finetune_config))
     data_args = ['--data-root', data_root] if data_root else []
-    pre_cfg, ft_cfg = Config.fromfile(pretrain_config), Config.fromfile(finetune_config)
+    pre_args = [*pretrain_args, *data_args]
+    pre_cfg = stage_config(pretrain_config, pre_args)
+    pre_final = osp.join(pre_dir, final_checkpoint_name(pre_cfg))
+    ft_args = ['--cfg-options', f'load_from={pre_final}', *finetune_args, *data_args]
+    ft_cfg = stage_config(finetune_config, ft_args)
     if not eval_metrics:
         metric = (ft_cfg.get('test_evaluator') or {}).get('metric', 'bbox')
         eval_metrics = [metric] if isinstance(metric, str) else list(metric)
-    pre_args = [*pretrain_args, *data_args]
-    pre_final = osp.join(pre_dir, final_checkpoint_name(pre_cfg))
     # One live run per work dir: the chain holds both stage dirs across all stages; its stage
     # processes run under its lock (they carry its token) and die with it.
     with hold_work_dirs([pre_dir, ft_dir]):
@@ -283,8 +306,7 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
             pending = [] if osp.isfile(pre_final) else ['--cfg-options', 'load_from=None']
             _check_stages(check_stage, launcher, [
                 ('pretrain', pretrain_config, pre_cfg, pre_dir, pre_args),
-                ('finetune', finetune_config, ft_cfg, ft_dir,
-                 ['--cfg-options', f'load_from={pre_final}', *finetune_args, *data_args, *pending])])
+                ('finetune', finetune_config, ft_cfg, ft_dir, [*ft_args, *pending])])
             env = dict(os.environ, DP_INPUTS_CHECKED='1')  # the stages skip what the checks said once
         if check_only:
             return []
@@ -292,10 +314,8 @@ def run_chain(pretrain_config: str, finetune_config: str, work_root: Optional[st
                                   ('finetune', estimate_train_cost(ft_cfg)), ('test', None)], 'chain')
         results = [run_train_stage('pretrain', pretrain_config, pre_cfg, pre_dir, pre_args, progress, verbose,
                                    launcher, env)]
-        load_from = results[0].output
-        finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir,
-                                   ['--cfg-options', f'load_from={load_from}', *finetune_args, *data_args], progress,
-                                   verbose, launcher, env)
+        finetune = run_train_stage('finetune', finetune_config, ft_cfg, ft_dir, ft_args, progress, verbose, launcher,
+                                   env)  # its load_from: pre_final, the pretrain's output
         results.append(finetune)
 
         results.append(run_test_stage('test', finetune_config, finetune.output, ft_dir, eval_metrics, progress,

@@ -90,3 +90,15 @@ def test_contradicting_flags_are_one_error_line(argv, message, capsys, tmp_path)
     assert chain_main([*argv, '--work-root', str(tmp_path / 'work')]) == 2
     err = capsys.readouterr().err
     assert err.count('error:') == 1 and message in err and not (tmp_path / 'work').exists()
+
+
+def test_the_stages_length_comes_from_their_own_options(pair, tmp_path):
+    """The chain expects the checkpoint the stage writes with the options it runs with:
+    ``--cfg-options train_cfg.max_epochs=3`` makes the pretrain's output ``epoch_3.pth``, which
+    the fine-tune loads."""
+    seen = []
+    work = tmp_path / 'work'
+    run_chain(*pair, str(work), pretrain_args=['--cfg-options', 'train_cfg.max_epochs=3'], check_stage=seen.append,
+              check_only=True)
+    pre_dir = work / osp.splitext(osp.basename(pair[0]))[0]
+    assert f'load_from={pre_dir}/epoch_3.pth' in seen[1]
