@@ -826,7 +826,7 @@ def _scan_file(path: str, items: bool = True) -> Tuple[Dict[str, List[bytes]], _
             cut = int(block.pos[cut_event]) + 1
             carry, depth = buf[cut:block.size], int(block.depth[cut_event])
             if not eof:
-                prefetched = ahead.submit(next_block, carry, depth, True)
+                prefetched = ahead.submit(next_block, carry, depth, items)  # the tables serve the items only
             ev_open, ev_depth = block.opens[:cut_event + 1], block.depth[:cut_event + 1]
             top = np.flatnonzero((ev_open & (ev_depth <= 2)) | (~ev_open & (ev_depth <= 1)))
             current = 0
