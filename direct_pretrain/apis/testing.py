@@ -21,11 +21,12 @@ from mmengine.runner import Runner
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from ..config.consistency_checks import check_test_consistency
-from ..config.dataset_cfg import leaf_dataset
+from ..config.dataset_cfg import iter_evaluators, leaf_dataset
 from ..config.input_checks import check_test_inputs
 from ..config.loading import load_config
 from ..engine.hooks.worker_lifetime_hook import add_worker_lifetime_hook
 from ..errors import ConfigInputError
+from ..evaluation.metrics.coco_classwise_metric import use_classwise_metric
 from .launch import prepare_runtime
 
 __all__ = ['COCO_METRICS', 'build_test_config', 'set_classwise', 'test']
@@ -57,11 +58,6 @@ def _apply_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
-def _evaluators(cfg: Config) -> list:
-    evaluator = cfg.get('test_evaluator')
-    return list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator] if evaluator else []
-
-
 def set_classwise(cfg: Config, config: str, classwise: bool) -> None:
     """Switch per-class AP on for the test evaluators (``classwise``), and evaluate every COCO
     evaluator that computes it as :class:`~direct_pretrain.evaluation.CocoClasswiseMetric`, so
@@ -70,7 +66,7 @@ def set_classwise(cfg: Config, config: str, classwise: bool) -> None:
     Raises:
         ConfigInputError: ``classwise`` and no test evaluator is a COCO metric.
     """
-    evaluators = [e for e in _evaluators(cfg) if isinstance(e, dict) and e.get('type') in CLASSWISE_METRIC_TYPES]
+    evaluators = [e for _, e in iter_evaluators(cfg, 'test_evaluator') if e.get('type') in CLASSWISE_METRIC_TYPES]
     if classwise:
         if not evaluators:
             raise ConfigInputError(f'--classwise: test_evaluator in {config} is not a CocoMetric / CocoKeypointMetric; '
@@ -78,8 +74,7 @@ def set_classwise(cfg: Config, config: str, classwise: bool) -> None:
         for evaluator in evaluators:
             evaluator.classwise = True
     for evaluator in evaluators:
-        if evaluator.get('classwise') and evaluator.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
-            evaluator.type = 'CocoClasswiseMetric'
+        if use_classwise_metric(evaluator):
             logger.info('per-class AP: test_evaluator CocoMetric evaluated as CocoClasswiseMetric (keys '
                         'coco/<task>_<class>_precision)')
 

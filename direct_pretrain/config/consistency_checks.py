@@ -10,7 +10,6 @@ exists: one :class:`~direct_pretrain.errors.ConfigInputError` naming the key and
 """
 import ast
 import inspect
-import json
 import logging
 import math
 import os.path as osp
@@ -21,9 +20,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from mmdet.registry import DATASETS, MODELS
+from ..datasets.coco_reader import read_coco_columns
 from ..errors import ConfigInputError
 from .batch_check import launcher_world_size
-from .dataset_cfg import iter_leaf_datasets, repeat_factor
+from .dataset_cfg import iter_evaluators, iter_leaf_datasets, repeat_factor, under_data_root
 from .input_checks import checked_once_per_job
 from .schedulers import OPEN_END, iter_schedulers
 
@@ -223,21 +223,10 @@ def check_head_classes(cfg: Config, loaders: Sequence[str]) -> None:
 # evaluators
 
 
-def _evaluator_items(cfg: Config, name: str) -> Iterator[Tuple[str, dict]]:
-    evaluator = cfg.get(name)
-    if isinstance(evaluator, dict):
-        yield name, evaluator
-    elif isinstance(evaluator, (list, tuple)):
-        for index, item in enumerate(evaluator):
-            if isinstance(item, dict):
-                yield f'{name}.{index}', item
-
-
 def _loader_ann_file(cfg: Config, loader: str) -> Optional[str]:
     for _, ds in iter_leaf_datasets(cfg, (loader, )):
-        ann_file, data_root = ds.get('ann_file') or '', ds.get('data_root') or ''
-        if ann_file:
-            return ann_file if osp.isabs(ann_file) or not data_root else osp.join(data_root, ann_file)
+        if ds.get('ann_file'):
+            return under_data_root(ds['ann_file'], ds.get('data_root') or '')
     return None
 
 
@@ -250,7 +239,7 @@ def check_evaluator_files(cfg: Config, names: Sequence[str]) -> None:
     """
     for name in names:
         loader = name.replace('_evaluator', '_dataloader')
-        for key, evaluator in _evaluator_items(cfg, name):
+        for key, evaluator in iter_evaluators(cfg, name):
             ann_file = evaluator.get('ann_file')
             if not isinstance(ann_file, str) or not ann_file or '://' in ann_file or osp.isfile(ann_file):
                 continue
@@ -287,8 +276,7 @@ def _image_count(ann_file: str, reports: Sequence[Any]) -> Optional[int]:
             return int(report.trained_images)
     if not ann_file.endswith('.json') or not osp.isfile(ann_file):
         return None
-    with open(ann_file) as f:
-        return len(json.load(f).get('images') or [])
+    return read_coco_columns(ann_file).num_images  # streamed: a COCO-size file without json.load's gigabytes
 
 
 def _train_dataset_length(cfg: Config, reports: Sequence[Any]) -> Tuple[Optional[int], str]:
@@ -303,7 +291,7 @@ def _train_dataset_length(cfg: Config, reports: Sequence[Any]) -> Tuple[Optional
     total, parts = 0.0, []
     for key, ds in iter_leaf_datasets(cfg, ('train_dataloader', )):
         ann_file, data_root = ds.get('ann_file') or '', ds.get('data_root') or ''
-        path = ann_file if osp.isabs(ann_file) or not data_root else osp.join(data_root, ann_file)
+        path = under_data_root(ann_file, data_root)
         count = _image_count(path, reports) if ann_file else None
         if count is None:
             return None, f'the images of {key} cannot be counted'

@@ -14,7 +14,7 @@ from typing import Dict, List
 
 from mmengine.config import Config
 
-from .dataset_cfg import LOADERS, iter_leaf_datasets
+from .dataset_cfg import LOADERS, iter_evaluators, iter_leaf_datasets
 
 __all__ = ['set_data_root']
 
@@ -27,14 +27,6 @@ def _as_root(path: str) -> str:
     """A folder path with exactly one trailing slash, as configs write ``data_root``
     (they concatenate ``data_root + 'annotations/...'``)."""
     return path.rstrip('/') + '/'
-
-
-def _evaluator_list(evaluator) -> list:
-    if isinstance(evaluator, dict):
-        return [evaluator]
-    if isinstance(evaluator, (list, tuple)):
-        return [e for e in evaluator if isinstance(e, dict)]
-    return []
 
 
 def set_data_root(cfg: Config, data_root: str) -> List[str]:
@@ -65,12 +57,11 @@ def set_data_root(cfg: Config, data_root: str) -> List[str]:
         dataset['data_root'] = root
         changed.append(f'{key}.data_root')
     for loader, evaluator_key in _EVALUATORS.items():
-        for index, evaluator in enumerate(_evaluator_list(cfg.get(evaluator_key))):
+        for key, evaluator in iter_evaluators(cfg, evaluator_key):
             ann_file = evaluator.get('ann_file')
             if not isinstance(ann_file, str) or ann_file.startswith(root):
                 continue
             old = next((o for o in old_roots.get(loader, []) if ann_file.startswith(o)), None)
-            key = evaluator_key if isinstance(cfg.get(evaluator_key), dict) else f'{evaluator_key}.{index}'
             if old is None:
                 logger.warning('--data-root: %s.ann_file %r does not lie under the old data_root; left as is '
                                '(set it with --cfg-options %s.ann_file=<path>)', key, ann_file, key)

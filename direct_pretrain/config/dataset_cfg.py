@@ -7,11 +7,13 @@ in the pretrain configs, ``train_dataloader.dataset.data_root`` in the fine-tune
 yields every leaf dataset together with the key ``--cfg-options`` accepts for it, so tools can
 set values everywhere and error messages can name the exact key of *this* config.
 """
+import os.path as osp
 from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
-__all__ = ['LOADERS', 'iter_leaf_datasets', 'leaf_dataset', 'repeat_factor', 'train_pipeline']
+__all__ = ['LOADERS', 'iter_leaf_datasets', 'leaf_dataset', 'repeat_factor', 'train_pipeline', 'under_data_root',
+           'iter_evaluators']
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -61,6 +63,25 @@ def repeat_factor(cfg: Config, key: str) -> float:
         if isinstance(node, dict) and isinstance(node.get('dataset'), dict):
             factor *= float(node.get('times', 1))
     return factor
+
+
+def under_data_root(path: str, data_root: str) -> str:
+    """A dataset's ``ann_file`` (or image folder) as mmdet opens it: joined to ``data_root``
+    unless absolute or there is no root."""
+    return path if osp.isabs(path) or not data_root else osp.join(data_root, path)
+
+
+def iter_evaluators(cfg: Config, name: str) -> Iterator[Tuple[str, ConfigDict]]:
+    """Yield ``(key, metric cfg)`` for the evaluator ``name`` (``val_evaluator``,
+    ``test_evaluator``): one metric dict, or each dict of a list as ``<name>.<index>`` (its
+    position in the list, the key ``--cfg-options`` takes). The dicts are the config's own."""
+    evaluator = cfg.get(name)
+    if isinstance(evaluator, dict):
+        yield name, evaluator
+    elif isinstance(evaluator, (list, tuple)):
+        for index, item in enumerate(evaluator):
+            if isinstance(item, dict):
+                yield f'{name}.{index}', item
 
 
 def train_pipeline(cfg: Config) -> list:

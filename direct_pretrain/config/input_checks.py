@@ -22,17 +22,13 @@ from ..datasets.coco_classes import class_order_problem, default_classes
 from ..datasets.coco_reader import read_coco_categories
 from ..datasets.coco_validation import pipeline_traits, validate_coco_dataset
 from ..errors import CheckpointCheckError, ConfigInputError, DatasetValidationError
-from .dataset_cfg import LOADERS, iter_leaf_datasets
+from .dataset_cfg import LOADERS, iter_leaf_datasets, under_data_root
 from .training_guards import dataset_check_settings
 
 __all__ = ['check_dataset_paths', 'check_load_from', 'check_checkpoint', 'check_train_inputs', 'check_test_inputs',
            'validate_training_data', 'check_dataset_classes', 'record_dataset_checks', 'checked_once_per_job']
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve(path: str, data_root: str) -> str:
-    return path if osp.isabs(path) or not data_root else osp.join(data_root, path)
 
 
 def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
@@ -48,14 +44,14 @@ def check_dataset_paths(cfg: Config, loaders: Tuple[str, ...]) -> None:
                 f'--cfg-options {key}.data_root=<path>.')
         ann_file = ds.get('ann_file') or ''
         if ann_file:
-            full = _resolve(ann_file, data_root)
+            full = under_data_root(ann_file, data_root)
             if not osp.isfile(full):
                 raise ConfigInputError(f'{loader}: annotation file {full!r} does not exist; check data_root and '
                                        'ann_file in the config.')
         prefix = ds.get('data_prefix') or {}
         img_dir = prefix.get('img') if isinstance(prefix, dict) else None
         if img_dir:
-            full = _resolve(img_dir, data_root)
+            full = under_data_root(img_dir, data_root)
             if not osp.isdir(full):
                 raise ConfigInputError(f'{loader}: image folder {full!r} does not exist; check data_root and '
                                        'data_prefix.img in the config.')
@@ -87,7 +83,7 @@ def check_dataset_classes(cfg: Config, loaders=LOADERS) -> None:
         ConfigInputError: naming the dataset key, the file, both orders and the tuple to set.
     """
     for key, ds in iter_leaf_datasets(cfg, loaders):
-        ann_file = _resolve(ds.get('ann_file') or '', ds.get('data_root') or '')
+        ann_file = under_data_root(ds.get('ann_file') or '', ds.get('data_root') or '')
         defaults = default_classes(ds.get('type'))
         if not ann_file.endswith('.json') or not osp.isfile(ann_file) or defaults is None:
             continue
@@ -110,8 +106,8 @@ def _training_checks(cfg: Config, settings: dict) -> list:
             continue
         data_root = ds.get('data_root') or ''
         prefix = ds.get('data_prefix') or {}
-        img_dir = _resolve(prefix.get('img', '') if isinstance(prefix, dict) else '', data_root)
-        ann_file = _resolve(ann_file, data_root)
+        img_dir = under_data_root(prefix.get('img', '') if isinstance(prefix, dict) else '', data_root)
+        ann_file = under_data_root(ann_file, data_root)
         classes = (ds.get('metainfo') or {}).get('classes')
         parts = dict(type=ds.get('type'), img_dir=osp.abspath(img_dir), classes=classes, settings=settings,
                      img_dir_mtime_ns=os.stat(img_dir).st_mtime_ns if osp.isdir(img_dir) else None,

@@ -23,13 +23,14 @@ from mmengine.config import Config
 
 from mmdet.datasets import CocoDataset
 from ..errors import ConfigInputError
+from ..evaluation.metrics.coco_classwise_metric import use_classwise_metric
 from ..version import __version__
-from .dataset_cfg import LOADERS, iter_leaf_datasets, leaf_dataset
+from .dataset_cfg import LOADERS, iter_evaluators, iter_leaf_datasets, leaf_dataset
 from .dataset_classes import DatasetClasses, KeypointDescription, parse_flip_pairs, read_classes, read_keypoints
 from .dataset_layout import VAL_SPLIT_NAMES, DatasetFiles, SplitFiles, find_dataset_files
 from .option_checks import check_option_types
 from .overlay_writer import Ref, Setting, render_overlay
-from .paths import SCOPE_PREFIX, final_checkpoint_name, installed_configs_dir, resolve_config_path
+from .paths import SCOPE_PREFIX, default_work_dir, final_checkpoint_name, installed_configs_dir, resolve_config_path
 from .schedule_sizing import StageSchedule, count_trainable_images, recipe_train_images, scaled_lr, size_schedule
 from .val_split import split_train_val
 
@@ -256,22 +257,17 @@ def _overlay(cfg: Config, data: _Dataset, request: OwnDatasetRequest) -> List[Se
                      Setting(f'{key}.ann_file', ''), Setting(f'{key}.data_prefix.img', ''),
                      Setting(f'{key}.metainfo', '', Ref('metainfo'))]
     ann, inside = _relative(files.val.ann_file, files.data_dir)
-    for loader, evaluator_key in _EVALUATORS.items():
-        evaluator = cfg.get(evaluator_key)
-        evaluators = [evaluator] if isinstance(evaluator, dict) else list(evaluator or [])
-        for index, ev in enumerate(evaluators):
-            if not isinstance(ev, dict) or ('ann_file' not in ev and 'Coco' not in str(ev.get('type', ''))):
+    for evaluator_key in _EVALUATORS.values():
+        for key, ev in iter_evaluators(cfg, evaluator_key):
+            if 'ann_file' not in ev and 'Coco' not in str(ev.get('type', '')):
                 continue
             ev['ann_file'] = files.val.ann_file
             ev['classwise'] = True
-            key = evaluator_key if isinstance(evaluator, dict) else f'{evaluator_key}.{index}'
             settings += [Setting(f'{key}.ann_file', 'the ground truth the metric reads (your val annotations); AP '
                                  'per class as well, under your class names',
                                  Ref(f"data_root + {ann!r}") if inside else None),
                          Setting(f'{key}.classwise', '')]
-            if ev.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
-                # mmdet's classwise CocoMetric writes box and mask AP of a class under one key
-                ev['type'] = 'CocoClasswiseMetric'
+            if use_classwise_metric(ev):  # mmdet's classwise CocoMetric writes box and mask AP of a class under one key
                 settings.append(Setting(f'{key}.type', 'per-class box and mask AP under keys of their own'))
     for key in _head_paths(cfg.get('model')):
         _set(cfg, key, len(data.classes.names))
@@ -381,8 +377,7 @@ def write_own_dataset_configs(pretrain_config: str, finetune_config: str, reques
             settings += [Setting(key, f'from {flag}') for key in values or {}]
         if stage == 'fine-tune':
             cfg.pretrain_config = out[0]
-            cfg.load_from = osp.join(work_root, osp.splitext(osp.basename(out[0]))[0],
-                                     final_checkpoint_name(cfgs[0]))
+            cfg.load_from = osp.join(default_work_dir(out[0], work_root), final_checkpoint_name(cfgs[0]))
             settings += [Setting('pretrain_config', 'the pretrain stage on your dataset (named if load_from is gone)'),
                          Setting('load_from', 'the final checkpoint of that stage (dp-chain passes it too)')]
         variables = [('data_root', data.files.data_dir + '/', 'your dataset folder'),

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
 
-__all__ = ['CocoClasswiseMetric', 'PER_CLASS_SUFFIX', 'per_class_key']
+__all__ = ['CocoClasswiseMetric', 'PER_CLASS_SUFFIX', 'per_class_key', 'use_classwise_metric']
 
 #: mmdet's suffix of a per-class AP key.
 PER_CLASS_SUFFIX = '_precision'
@@ -23,6 +23,15 @@ PER_CLASS_SUFFIX = '_precision'
 def per_class_key(task: str, class_name: str) -> str:
     """The key (without the ``coco/`` prefix) of one class's AP in ``task``."""
     return f'{task}_{class_name}{PER_CLASS_SUFFIX}'
+
+
+def use_classwise_metric(metric_cfg: dict) -> bool:
+    """Evaluate a classwise mmdet ``CocoMetric`` config as :class:`CocoClasswiseMetric` (in
+    place), so that box and mask AP of a class do not share one key; True when it changed."""
+    if metric_cfg.get('classwise') and metric_cfg.get('type') in ('CocoMetric', 'mmdet.CocoMetric'):
+        metric_cfg['type'] = 'CocoClasswiseMetric'
+        return True
+    return False
 
 
 @METRICS.register_module()
