@@ -8,7 +8,6 @@ work on CPU (gloo), and ``tensorboard`` adds TensorBoard logging (the original
 ``--use_tfboard``). Argument parsing lives in :mod:`direct_pretrain.cli.train`.
 """
 import logging
-import os
 from typing import Any, Dict, Optional
 
 import torch
@@ -19,7 +18,8 @@ from mmengine.runner import Runner
 from ..config.accumulation import apply_gradient_accumulation
 from ..config.batch_check import check_batch_size, launcher_world_size
 from ..config.consistency_checks import check_train_consistency
-from ..config.input_checks import check_train_inputs, record_dataset_checks, validate_training_data
+from ..config.input_checks import (check_train_inputs, checked_once_per_job, record_dataset_checks,
+                                   validate_training_data)
 from ..config.loading import load_config
 from ..config.training_guards import apply_fault_tolerance
 from ..errors import ConfigInputError
@@ -110,7 +110,7 @@ def build_train_config(config: str,
     check_train_inputs(cfg)
     # heads vs classes, the val evaluator's files, warmup vs the run (sized by the dataset check's image counts)
     check_train_consistency(cfg, validate_training_data(cfg))
-    if batch_warning and os.environ.get('RANK', '0') == '0' and os.environ.get('DP_INPUTS_CHECKED') != '1':
+    if batch_warning and not checked_once_per_job(cfg):
         # once per job, after the checks passed: rank 0, or dist_launch.sh's check before torchrun
         logger.warning(batch_warning)
     apply_fault_tolerance(cfg)  # bad images skipped and counted, workers die with the run

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DatasetValidationError
-from .coco_reader import SEG_NO_POLYGON, SEG_NONE, SEG_POLYGON, SEG_RLE, CocoColumns, read_coco_columns
+from .coco_reader import SEG_NO_POLYGON, SEG_NONE, SEG_POLYGON, SEG_RLE, read_coco_columns
 from .image_check import check_images
 
 __all__ = ['DatasetValidationError', 'CocoValidationReport', 'validate_coco_dataset', 'pipeline_traits',
@@ -340,8 +340,7 @@ def validate_coco_dataset(ann_file: str, img_dir: str, classes: Optional[Sequenc
                           check_files: bool = True, filter_cfg: Optional[dict] = None,
                           pipeline: Optional[Sequence[dict]] = None, min_usable_share: float = 0.0,
                           image_check: str = 'off', max_bad_images: Optional[int] = None,
-                          max_image_pixels: Optional[int] = None,
-                          columns: Optional[CocoColumns] = None) -> CocoValidationReport:
+                          max_image_pixels: Optional[int] = None) -> CocoValidationReport:
     """Check one COCO annotation file, its image folder and what training would use of it.
 
     Args:
@@ -363,13 +362,11 @@ def validate_coco_dataset(ann_file: str, img_dir: str, classes: Optional[Sequenc
             Defaults to None (never fatal).
         max_image_pixels (int, optional): Image files with more pixels are bad (skipped in
             training, never decoded). Defaults to None (no limit).
-        columns (CocoColumns, optional): ``ann_file`` already read by
-            :func:`~.coco_reader.read_coco_columns`. Defaults to None (read here).
 
     Raises:
         DatasetValidationError: the annotation file cannot be read or parsed.
     """
-    cols = columns if columns is not None else read_coco_columns(ann_file)
+    cols = read_coco_columns(ann_file)
     traits = pipeline_traits(pipeline)
     report = CocoValidationReport(ann_file, num_images=cols.num_images, num_annotations=cols.num_annotations,
                                   min_usable_share=float(min_usable_share), image_check=image_check,

@@ -346,6 +346,5 @@ class LoadImageReduced(BadImagePolicy, BaseTransform):
         return (f'{type(self).__name__}(scale={self.scale}, ratio_range={self.ratio_range}, '
                 f'sample_scale={self.sample_scale}, aspect_range={self.aspect_range}, '
                 f'max_reduction={self.max_reduction}, backend={self.backend!r}, '
-                f'load_annotations={self.load_annotations}, on_bad_image={self.on_bad_image!r}, '
-                f'backend_args={self.backend_args}, max_image_pixels={self.max_image_pixels}, '
-                f'check_size={self.check_size}, verify={self.verify})')
+                f'load_annotations={self.load_annotations}, backend_args={self.backend_args}, '
+                f'{self._bad_image_repr()})')
