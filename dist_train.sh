@@ -7,7 +7,9 @@ if [ $# -lt 2 ]; then
     exit 2
 fi
 # This command line, for the restart command a diverged run prints (direct_pretrain/runtime/run_command.py).
-DP_LAUNCH_HEAD=$(printf '%q ' "$0" "$1" "$2")
+# (run as "bash dist_train.sh", $0 has no folder: the restart runs ./dist_train.sh)
+case $0 in */*) SELF=$0 ;; *) SELF=./$0 ;; esac
+DP_LAUNCH_HEAD=$(printf '%q ' "$SELF" "$1" "$2")
 DP_LAUNCH_TAIL=""
 if [ $# -gt 2 ]; then DP_LAUNCH_TAIL=$(printf '%q ' "${@:3}"); fi
 export DP_LAUNCH_HEAD DP_LAUNCH_TAIL

@@ -24,8 +24,8 @@ export DP_LAUNCH_ENV
 # workers skip what this check already reported (the batch-size warning). With --check-only
 # (as argparse reads it, abbreviations included) that check is all there is.
 CHECK_ONLY=0
-for arg in "${@:3}"; do
-    case "$arg" in --check-o|--check-on|--check-onl|--check-only) CHECK_ONLY=1 ;; esac
+for arg in "${@:3}"; do  # any prefix argparse could read as --check-only (an ambiguous one fails the check)
+    if [[ ${#arg} -ge 4 && --check-only == "$arg"* ]]; then CHECK_ONLY=1; fi
 done
 WORLD_SIZE=$(( ${NNODES:-1} * GPUS )) RANK=0 "$PYTHON" -m "direct_pretrain.cli.$TOOL" "${@:3}" \
     --launcher pytorch --check-only || exit $?
