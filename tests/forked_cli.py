@@ -489,7 +489,10 @@ class Pending:
                 os.close(out)
                 os.close(err)
                 self.conns[conn] = index
-                run.pid = _read_reply(conn) or 0
+                pid = _read_reply(conn)
+                if not pid:  # never 0: a test signalling "its" group would signal its own (os.killpg(0))
+                    raise RuntimeError(f'the {server} tool server went away before starting {run.tool}')
+                run.pid = pid
                 run.stdout_path, run.stderr_path = (os.path.join(self.folder, f'{index}.{s}') for s in ('out', 'err'))
         finally:
             os.close(null)

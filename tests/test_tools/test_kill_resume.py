@@ -31,7 +31,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, tiny_
         time.sleep(0.02)
     os.kill(killed.pid, signal.SIGKILL)
     killed_run.wait(timeout=60)
-    assert killed.returncode == -signal.SIGKILL, output(killed)[-3000:]
+    assert killed.returncode == -signal.SIGKILL, killed.output[-3000:]  # (wait() read and removed its files)
     assert osp.isfile(osp.join(killed_dir, 'epoch_1.pth')) and not osp.exists(osp.join(killed_dir, 'epoch_2.pth'))
 
     resumed, = run_tools([ToolRun('train', [cfg, '--work-dir', killed_dir, '--resume'], str(tmp_path))])
