@@ -23,8 +23,9 @@ from mmdet.apis import DetInferencer
 from ..checkpoint.checkpoint_check import check_checkpoint_file
 from ..checkpoint.model_fit import check_checkpoint_fits_model
 from ..checkpoint.uri import parse_checkpoint_uri
-from ..config.dataset_cfg import iter_leaf_datasets
-from ..errors import CheckpointCheckError, InferenceInputError
+from ..config.dataset_cfg import iter_leaf_datasets, under_data_root
+from ..datasets.coco_reader import read_coco_categories
+from ..errors import CheckpointCheckError, DatasetValidationError, InferenceInputError
 
 __all__ = ['IMAGE_EXTENSIONS', 'InferenceResult', 'list_images', 'infer_images', 'category_ids_of']
 
@@ -108,12 +109,13 @@ def category_ids_of(cfg: Config, classes: Optional[Sequence[str]]) -> Tuple[Opti
     if not classes:
         return None, None
     for _, ds in iter_leaf_datasets(cfg, ('test_dataloader', 'val_dataloader', 'train_dataloader')):
-        ann_file, data_root = ds.get('ann_file') or '', ds.get('data_root') or ''
-        path = ann_file if osp.isabs(ann_file) or not data_root else osp.join(data_root, ann_file)
+        path = under_data_root(ds.get('ann_file') or '', ds.get('data_root') or '')
         if not path.endswith('.json') or not osp.isfile(path):
             continue
-        with open(path) as f:
-            categories = json.load(f).get('categories') or []
+        try:
+            categories = read_coco_categories(path)  # COCO's layout: its last MiB, not a 450 MB json.load
+        except DatasetValidationError:
+            continue
         wanted = set(classes)
         matched = [c for c in categories if c.get('name') in wanted]  # pycocotools' getCatIds(catNms=...)
         ids: List[Optional[int]] = [int(c['id']) for c in matched] + [None] * (len(classes) - len(matched))
