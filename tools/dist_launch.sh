@@ -7,17 +7,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOL=$1
 GPUS=$2
-if [ -z "${PYTHON:-}" ]; then
-    if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
-fi
-
-# The launcher settings given, for the restart command of a diverged run (with DP_LAUNCH_HEAD
-# and DP_LAUNCH_TAIL from dist_train.sh; direct_pretrain/runtime/run_command.py).
+# The launcher settings given (PYTHON as given, before its default), for the restart command of
+# a diverged run (with DP_LAUNCH_HEAD and DP_LAUNCH_TAIL from dist_train.sh;
+# direct_pretrain/runtime/run_command.py).
 DP_LAUNCH_ENV=""
-for var in NNODES NODE_RANK MASTER_ADDR PORT; do
+for var in NNODES NODE_RANK MASTER_ADDR PORT PYTHON; do
     if [ -n "${!var:-}" ]; then DP_LAUNCH_ENV+="$var=$(printf '%q' "${!var}") "; fi
 done
 export DP_LAUNCH_ENV
+if [ -z "${PYTHON:-}" ]; then
+    if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
 
 # The inputs are checked once, before torchrun starts any worker: bad input is one error: line
 # and exit 2 (not one per rank and torchrun's failure report), and nothing is written. The

@@ -133,6 +133,7 @@ def test_nan_on_one_rank_ends_the_job_with_one_error_line_and_exit_3(tmp_path, t
     assert error.startswith('error: non-finite loss at iteration 1 (epoch 1, batch 1/2): loss_cls=nan, loss_bbox=inf '
                             'on rank(s) [1]; the weights were not updated with it. No checkpoint was written'), error
     command = re.search(r'Restart with a lower LR or another seed: (.+)$', error).group(1)
-    assert command == f'cd {shlex.quote(str(tmp_path))} && PORT={port} ' + shlex.join(
+    launcher_env = f'PORT={port} PYTHON={shlex.quote(env["PYTHON"])}'  # as given to dist_train.sh
+    assert command == f'cd {shlex.quote(str(tmp_path))} && {launcher_env} ' + shlex.join(
         [script, cfg, '2', '--work-dir', work_dir, '--cfg-options', 'train_dataloader.batch_size=2', '--cfg-options',
          'optim_wrapper.optimizer.lr=0.01', 'randomness.seed=1'])
