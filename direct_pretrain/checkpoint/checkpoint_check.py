@@ -363,12 +363,7 @@ def _check_legacy_torch(path: str, what: str) -> CheckpointContents:
             return {k: as_record(v) for k, v in value.items()}
         return value
 
-    if isinstance(obj, dict):
-        top = {k: as_record(v) if k == 'state_dict' else v for k, v in obj.items()}
-        top = top if 'state_dict' in top else as_record(top)
-    else:
-        top = as_record(obj) if isinstance(obj, torch.Tensor) else obj
-    return CheckpointContents(path, 'torch_legacy', _state_shapes(path, what, top))
+    return CheckpointContents(path, 'torch_legacy', _state_shapes(path, what, as_record(obj)))
 
 
 _STRING_OPS = frozenset({'STRING', 'BINSTRING', 'SHORT_BINSTRING', 'UNICODE', 'BINUNICODE', 'SHORT_BINUNICODE',
