@@ -67,7 +67,7 @@ def shared_runs(tool_servers, tmp_path_factory, request) -> dict:
     for name in sorted(needed):
         runs[name].start()
     yield runs
-    changed = {name: run.changes() for name, run in runs.items() if run.changes()}
+    changed = {name: changes for name, run in runs.items() if (changes := run.changes())}
     assert not changed, f'tests changed shared runs (copy them: toy_chain_copy): {changed}'
 
 
